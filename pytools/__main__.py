@@ -1,0 +1,5 @@
+import sys
+
+from pytools.cli import main
+
+sys.exit(main())

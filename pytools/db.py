@@ -1,0 +1,48 @@
+"""Connections with clear errors: every way a connection fails becomes one actionable line."""
+
+from __future__ import annotations
+
+import psycopg
+
+from pytools.config import parse_url, redact
+from pytools.errors import ExitCode, UserError
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+    params = parse_url(url)
+    params.setdefault("connect_timeout", "10")
+    params.setdefault("application_name", "pytools")
+    try:
+        return psycopg.connect(autocommit=autocommit, **params)  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        raise UserError(describe_connection_error(url, str(exc)), ExitCode.CONNECTION) from None
+
+
+def describe_connection_error(url: str, message: str) -> str:
+    shown = redact(url)
+    lowered = message.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return f"authentication failed for {shown}: check the user name and password in the URL"
+    if "does not exist" in lowered and "database" in lowered:
+        return f"database in {shown} does not exist: create it (createdb) or fix the URL"
+    if "role" in lowered and "does not exist" in lowered:
+        return f"the user in {shown} does not exist on the server: fix the URL or create the role"
+    if "no pg_hba.conf entry" in lowered:
+        return f"the server refuses {shown} (no pg_hba.conf entry): ask the DBA to allow this host"
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return f"cannot resolve the host in {shown}: fix the host name"
+    if "timeout" in lowered:
+        return f"timed out connecting to {shown}: check the host, port and firewall"
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return (
+        f"cannot reach the database at {shown} ({first_line}): "
+        "check that the server is running and the host and port are right"
+    )
+
+
+def database_error(action: str, exc: psycopg.Error) -> UserError:
+    """A server error during `action`, as one line with the server's own message."""
+    diag = exc.diag
+    message = diag.message_primary or str(exc).splitlines()[0]
+    hint = f" ({diag.message_hint})" if diag.message_hint else ""
+    return UserError(f"{action} failed: {message}{hint}", ExitCode.DATABASE_ERROR)

@@ -1,0 +1,73 @@
+"""Apply yoyo migrations, then (re)create every routine; check that a database is migrated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from yoyo import get_backend, read_migrations
+
+from pytools.config import yoyo_url
+from pytools.db import connect, database_error
+from pytools.errors import ExitCode, UserError
+from pytools.sql_files import migrations_dir, routine_files
+
+SCHEMA = "pipeline"
+# Serialises concurrent `migrate` runs while they replace routines.
+_ROUTINE_LOCK_KEY = 4857394022
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    applied: list[str]
+    routines: int
+
+
+def migrate(url: str) -> MigrateResult:
+    with connect(url) as conn:
+        try:
+            # yoyo keeps its bookkeeping in the pipeline schema, so the schema must exist first.
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        except psycopg.Error as exc:
+            raise database_error("creating schema pipeline", exc) from None
+
+    backend = get_backend(yoyo_url(url, SCHEMA))
+    migrations = read_migrations(str(migrations_dir()))
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+    except psycopg.Error as exc:
+        raise database_error("applying migrations", exc) from None
+    finally:
+        backend.connection.close()
+
+    with connect(url, autocommit=False) as conn:
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROUTINE_LOCK_KEY,))
+            for path in routine_files():
+                conn.execute(path.read_text(encoding="utf-8").encode())
+            conn.commit()
+        except psycopg.Error as exc:
+            raise database_error(f"creating routines ({path.name})", exc) from None
+    return MigrateResult(applied=[m.id for m in pending], routines=len(routine_files()))
+
+
+def pending_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    """Migration ids not yet applied to the connected database (all of them on a fresh one)."""
+    wanted = [m.id for m in read_migrations(str(migrations_dir()))]
+    row = conn.execute("SELECT to_regclass('pipeline._yoyo_migration') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return wanted
+    applied = {r[0] for r in conn.execute("SELECT migration_id FROM pipeline._yoyo_migration")}
+    return [mid for mid in wanted if mid not in applied]
+
+
+def require_migrated(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    pending = pending_migrations(conn)
+    if pending:
+        raise UserError(
+            f"the pipeline schema is not up to date ({len(pending)} migration(s) pending, "
+            f"first {pending[0]}): run `python -m pytools migrate`",
+            ExitCode.NOT_MIGRATED,
+        )

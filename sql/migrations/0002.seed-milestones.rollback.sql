@@ -1,0 +1,2 @@
+DELETE FROM pipeline.milestone_alias;
+DELETE FROM pipeline.milestone;

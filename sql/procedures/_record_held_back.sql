@@ -1,0 +1,68 @@
+-- Write one failure row per problem found in pg_temp.run_schedule and pg_temp.run_candidate:
+-- per broken schedule, per missing reference, per unusable milestone, per out-of-range row.
+-- Returns how many pairs were held back.
+CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pipeline, pg_temp
+AS $$
+DECLARE
+    v_held_back bigint;
+BEGIN
+    INSERT INTO pipeline.pipeline_failures
+        (run_id, stage, schedule_id, schedule_slug, patient_journey_id, activity_id,
+         sqlstate, error_message, error_detail, rows_held_back)
+    -- Every slug that does not parse, even one no pair uses yet: it is broken now.
+    SELECT p_run_id, 'parse', s.schedule_id, s.schedule_slug, NULL::bigint, NULL::bigint,
+           s.sqlstate, s.error_message, s.error_detail,
+           (SELECT count(*) FROM pg_temp.run_candidate AS c
+            WHERE c.schedule_id = s.schedule_id AND c.held_back = 'slug does not parse')
+    FROM pg_temp.run_schedule AS s
+    WHERE s.error_message IS NOT NULL
+    UNION ALL
+    SELECT p_run_id, 'match', NULL, NULL, c.patient_journey_id, NULL,
+           '23503', format('patient journey %s does not exist; survey_result rows reference it', c.patient_journey_id),
+           NULL, count(*)
+    FROM pg_temp.run_candidate AS c
+    WHERE c.held_back = 'missing patient_journey'
+    GROUP BY c.patient_journey_id
+    UNION ALL
+    SELECT p_run_id, 'match', NULL, NULL, NULL, c.activity_id,
+           '23503', format('activity %s does not exist; journey_activity or survey_result rows reference it', c.activity_id),
+           NULL, count(*)
+    FROM pg_temp.run_candidate AS c
+    WHERE c.held_back = 'missing activity'
+    GROUP BY c.activity_id
+    UNION ALL
+    SELECT p_run_id, 'match', c.schedule_id, NULL, NULL, NULL,
+           '23503', format('schedule %s does not exist; activities %s reference it',
+                           c.schedule_id, string_agg(DISTINCT c.activity_id::text, ', ')),
+           NULL, count(*)
+    FROM pg_temp.run_candidate AS c
+    WHERE c.held_back = 'missing schedule'
+    GROUP BY c.schedule_id
+    UNION ALL
+    SELECT p_run_id, 'match', NULL, NULL, NULL, NULL,
+           '42703', format('milestone %s: its date column %s is not a date or timestamp column of public.patient_journey',
+                           m.milestone_slug, m.date_column),
+           'Fix it with UPDATE pipeline.milestone SET date_column = ... WHERE milestone_slug = ...',
+           (SELECT count(*) FROM pg_temp.run_candidate AS c
+            WHERE c.milestone_slug = m.milestone_slug AND c.held_back = 'milestone date column unusable')
+    FROM pipeline._milestone_date_columns() AS m
+    WHERE NOT m.usable
+    UNION ALL
+    SELECT p_run_id, 'load', c.schedule_id, c.schedule_slug, c.patient_journey_id, c.activity_id,
+           '22008', format('%s: milestone %s on %s with offsets %s to %s',
+                           c.held_back, c.milestone_slug, c.milestone_date,
+                           coalesce(c.start_offset_days::text, 'open'), coalesce(c.end_offset_days::text, 'open')),
+           NULL, 1
+    FROM pg_temp.run_candidate AS c
+    WHERE c.held_back IN ('milestone date is infinite', 'window date out of range');
+
+    SELECT count(*) INTO v_held_back FROM pg_temp.run_candidate AS c WHERE c.held_back IS NOT NULL;
+    RETURN v_held_back;
+END;
+$$;
+
+COMMENT ON FUNCTION pipeline._record_held_back(bigint) IS
+    'Run step 3: logs each problem of the run to pipeline_failures with the pairs it held back; returns their total.';
