@@ -79,11 +79,26 @@ def redact(url: str) -> str:
     return redacted
 
 
+def build_url(params: dict[str, str], scheme: str = "postgresql") -> str:
+    """A URL from connection parameters; a Unix socket directory travels as a query argument."""
+    params = dict(params)
+    user = quote(params.pop("user", ""), safe="")
+    password = params.pop("password", None)
+    host = params.pop("host", "")
+    port = params.pop("port", None)
+    dbname = quote(params.pop("dbname", ""), safe="")
+    if host.startswith("/"):
+        params["host"] = host
+        host = ""
+    credentials = user + (":" + quote(password, safe="") if password is not None else "")
+    netloc = (credentials + "@" if credentials else "") + host + (f":{port}" if port else "")
+    query = f"?{urlencode(params)}" if params else ""
+    return f"{scheme}://{netloc}/{dbname}{query}"
+
+
 def with_database(url: str, dbname: str) -> str:
     """The same server and credentials, another database."""
-    params = parse_url(url)
-    params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**params)
+    return build_url({**parse_url(url), "dbname": dbname})
 
 
 def database_name(url: str) -> str:
@@ -93,16 +108,4 @@ def database_name(url: str) -> str:
 
 def yoyo_url(url: str, schema: str) -> str:
     """A yoyo URL (psycopg 3 driver) for the same connection, keeping yoyo's tables in `schema`."""
-    params = parse_url(url)
-    user = quote(params.pop("user", ""), safe="")
-    password = params.pop("password", None)
-    host = params.pop("host", "")
-    port = params.pop("port", None)
-    dbname = quote(params.pop("dbname", ""), safe="")
-    if host.startswith("/"):  # a Unix socket directory travels as a query argument
-        params["host"] = host
-        host = ""
-    credentials = user + (":" + quote(password, safe="") if password is not None else "")
-    netloc = (credentials + "@" if credentials else "") + host + (f":{port}" if port else "")
-    params["schema"] = schema
-    return f"postgresql+psycopg://{netloc}/{dbname}?{urlencode(params)}"
+    return build_url({**parse_url(url), "schema": schema}, scheme="postgresql+psycopg")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.rows import tuple_row
 from yoyo import get_backend, read_migrations
 
 from pytools.config import yoyo_url
@@ -56,10 +57,11 @@ def migrate(url: str) -> MigrateResult:
 def pending_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
     """Migration ids not yet applied to the connected database (all of them on a fresh one)."""
     wanted = [m.id for m in read_migrations(str(migrations_dir()))]
-    row = conn.execute("SELECT to_regclass('pipeline._yoyo_migration') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        return wanted
-    applied = {r[0] for r in conn.execute("SELECT migration_id FROM pipeline._yoyo_migration")}
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute("SELECT to_regclass('pipeline._yoyo_migration') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return wanted
+        applied = {r[0] for r in cur.execute("SELECT migration_id FROM pipeline._yoyo_migration")}
     return [mid for mid in wanted if mid not in applied]
 
 

@@ -1,0 +1,88 @@
+"""`make demo`: a throwaway local cluster with sample data, the job scheduled, one run shown."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from psycopg.rows import dict_row
+
+from pytools import cron, migrations, report, runs
+from pytools.cluster import LocalCluster, server_user_can_use
+from pytools.db import connect
+from pytools.sql_files import sample_file
+
+DEMO_DATABASE = "pipeline_demo"
+DEFAULT_PORT = 54329
+
+
+def demo_datadir(workdir: Path) -> Path:
+    """`.pgdata/` in the working directory, or a folder in /tmp that `.pgdata` links to
+    when the server user cannot reach the working directory (e.g. a checkout under /root)."""
+    link = workdir / ".pgdata"
+    if link.is_symlink() or link.is_dir():
+        return link.resolve()
+    if server_user_can_use(workdir):
+        return link
+    digest = hashlib.sha1(str(workdir).encode()).hexdigest()[:8]
+    target = Path("/tmp") / f"patient-journey-pipeline-demo-{digest}"
+    link.symlink_to(target)
+    return target
+
+
+def demo_cluster(workdir: Path) -> LocalCluster:
+    port = int(os.environ.get("PIPELINE_DEMO_PORT", DEFAULT_PORT))
+    return LocalCluster(demo_datadir(workdir), port)
+
+
+def run_demo(workdir: Path) -> int:
+    cluster = demo_cluster(workdir)
+    print(f"starting a throwaway PostgreSQL with pg_cron in {cluster.datadir} (port {cluster.port})")
+    cluster.start()
+    with connect(cluster.url("postgres")) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,))
+        if exists.fetchone() is None:
+            conn.execute(f"CREATE DATABASE {DEMO_DATABASE}")
+    url = cluster.url(DEMO_DATABASE)
+
+    with connect(url) as conn:
+        conn.execute(sample_file("source_tables.sql").read_text(encoding="utf-8").encode())
+        conn.execute(sample_file("demo_data.sql").read_text(encoding="utf-8").encode())
+    print("loaded sample data: 400 patient journeys, 29 schedules (4 broken), a few orphans")
+
+    applied = migrations.migrate(url)
+    print(f"migrated: {len(applied.applied)} migration(s) applied, {applied.routines} routines")
+    job = cron.schedule(url, cron.DEFAULT_CRON, cron.default_job_name(url))
+    print(f"scheduled pg_cron job {job.jobname!r} ({job.schedule}) in database {job.database}")
+
+    run = runs.run_now(url)
+    print("\nthe run:")
+    print(report.render([run], "table"))
+    with connect(url) as conn:
+        conn.row_factory = dict_row  # type: ignore[assignment]
+        sample = conn.execute(
+            "SELECT patient_journey_id, activity_id, schedule_slug, schedule_milestone_slug, "
+            "milestone_date, window_start_date, window_end_date "
+            "FROM pipeline.patient_journey_schedule_window "
+            "WHERE patient_journey_id = 7 ORDER BY activity_id LIMIT 8"
+        ).fetchall()
+    print("\na few window rows (patient journey 7):")
+    print(report.render(sample, "table"))
+    print("\nwhat is failing now (pipeline.current_failures):")
+    print(report.render(runs.failures(url, run_id=None, all_runs=False, limit=20), "table", 70))
+    print(f"\nconnect with:  psql {url}")
+    print("stop with:     make demo-stop")
+    return 0
+
+
+def stop_demo(workdir: Path) -> int:
+    cluster = demo_cluster(workdir)
+    if not cluster.initialised:
+        print("no demo cluster here; nothing to stop")
+    elif cluster.stop():
+        print(f"stopped the demo cluster in {cluster.datadir}")
+    else:
+        print("the demo cluster was not running")
+    return 0

@@ -1,0 +1,53 @@
+"""Rows as a table for people, or JSON or CSV for scripts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+FORMATS = ("table", "json", "csv")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value).replace("\n", " ")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80) -> str:
+    if fmt == "json":
+        return json.dumps([{k: _jsonable(v) for k, v in row.items()} for row in rows], indent=2)
+    if not rows:
+        return "" if fmt == "csv" else "(none)"
+    columns = list(rows[0].keys())
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _jsonable(v) for k, v in row.items()})
+        return out.getvalue().rstrip("\n")
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    cells = [[c if len(c) <= max_width else c[: max_width - 3] + "..." for c in r] for r in cells]
+    widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
+    lines = [
+        "  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
