@@ -1,0 +1,115 @@
+"""Where the tests' PostgreSQL (with pg_cron) comes from, in this order:
+
+1. TEST_DATABASE_URL: a server you run, reached as a superuser; pg_cron preloaded there.
+2. A testcontainers PostgreSQL 15 with pg_cron, when a Docker engine answers.
+3. A cluster that pytest-postgresql starts from the local binaries (as `postgres` when root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pytools.cluster import SERVER_SETTINGS, SERVER_USER, find_bindir
+
+DOCKERFILE_DIR = Path(__file__).parent / "docker"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def docker_answers() -> str | None:
+    """None when a Docker engine answers, else why not."""
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+    except Exception as exc:
+        return f"no Docker engine answers ({type(exc).__name__})"
+    return None
+
+
+@contextmanager
+def container_server() -> Iterator[str]:
+    """A testcontainers PostgreSQL built from tests/docker/Dockerfile (postgres:15 + pg_cron)."""
+    from testcontainers.core.image import DockerImage  # type: ignore[import-untyped]
+    from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+
+    with DockerImage(path=str(DOCKERFILE_DIR), tag="patient-journey-pipeline-test:15") as image:
+        container = PostgresContainer(str(image), username="postgres", password="postgres", dbname="postgres")
+        container.with_command(
+            "postgres -c shared_preload_libraries=pg_cron -c cron.database_name=postgres"
+        )
+        with container:
+            host = container.get_container_host_ip()
+            port = container.get_exposed_port(5432)
+            yield f"postgresql://postgres:postgres@{host}:{port}/postgres"
+
+
+def _pg_ctl_wrapper(directory: Path) -> Path:
+    """pytest-postgresql calls pg_ctl; as root it must run as the server user."""
+    real = find_bindir() / "pg_ctl"
+    wrapper = directory / "pg_ctl"
+    if os.geteuid() == 0:
+        wrapper.write_text(f'#!/bin/sh\nexec runuser -u {SERVER_USER} -- "{real}" "$@"\n')
+    else:
+        wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return wrapper
+
+
+@contextmanager
+def local_server() -> Iterator[str]:
+    from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+    base = Path(tempfile.mkdtemp(prefix="pjp-tests-"))
+    base.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(base, SERVER_USER, SERVER_USER)
+    port = free_port()
+    options = " ".join(
+        f"-c {key}={value}"
+        for key, value in SERVER_SETTINGS.items()
+        if key not in ("unix_socket_directories",)
+    )
+    executor = PostgreSQLExecutor(
+        executable=str(_pg_ctl_wrapper(base)),
+        host="127.0.0.1",
+        port=port,
+        datadir=str(base / "data"),
+        unixsocketdir=str(base),
+        logfile=str(base / "server.log"),
+        startparams="-w",
+        dbname="postgres",
+        user=SERVER_USER,
+        postgres_options=options + " -c max_connections=200",
+    )
+    executor.start()
+    try:
+        yield f"postgresql://{SERVER_USER}@127.0.0.1:{port}/postgres"
+    finally:
+        executor.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def test_server() -> Iterator[tuple[str, str]]:
+    """(superuser URL to the `postgres` database, which backend it is)."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"], "TEST_DATABASE_URL"
+        return
+    if docker_answers() is None:
+        with container_server() as url:
+            yield url, "testcontainers"
+        return
+    with local_server() as url:
+        yield url, "pytest-postgresql"
