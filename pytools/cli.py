@@ -52,8 +52,7 @@ def build_parser() -> Parser:
     common.add_argument(
         "--database-url",
         default=None,
-        help="PostgreSQL URL of the pipeline's database "
-        "(env DATABASE_URL, else DATABASE_URL in ./.env)",
+        help="PostgreSQL URL of the pipeline's database (env DATABASE_URL, else DATABASE_URL in ./.env)",
     )
     output = Parser(add_help=False)
     output.add_argument(
@@ -77,15 +76,9 @@ def build_parser() -> Parser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    sub.add_parser(
-        "migrate", parents=[common], help="apply pending migrations, then (re)create the routines"
-    )
-    sub.add_parser(
-        "run-now", parents=[common, output], help="run the pipeline once and print its summary"
-    )
-    p = sub.add_parser(
-        "schedule", parents=[common, output, job], help="create or update the pg_cron job"
-    )
+    sub.add_parser("migrate", parents=[common], help="apply pending migrations, then (re)create the routines")
+    sub.add_parser("run-now", parents=[common, output], help="run the pipeline once and print its summary")
+    p = sub.add_parser("schedule", parents=[common, output, job], help="create or update the pg_cron job")
     p.add_argument(
         "--cron",
         default=_env("PIPELINE_CRON", cron.DEFAULT_CRON),
@@ -103,9 +96,7 @@ def build_parser() -> Parser:
     )
     p = sub.add_parser("failures", parents=[common, output], help="recent failures")
     p.add_argument("--run-id", type=_positive_int, help="failures of this run")
-    p.add_argument(
-        "--all", action="store_true", help="every retained failure, not only the latest run's"
-    )
+    p.add_argument("--all", action="store_true", help="every retained failure, not only the latest run's")
     p.add_argument(
         "--limit",
         type=_positive_int,

@@ -72,9 +72,7 @@ def redact(url: str) -> str:
     # A password may also come as a query parameter.
     if "password=" in redacted:
         head, _, query = redacted.partition("?")
-        parts = [
-            "password=***" if part.startswith("password=") else part for part in query.split("&")
-        ]
+        parts = ["password=***" if part.startswith("password=") else part for part in query.split("&")]
         redacted = f"{head}?{'&'.join(parts)}"
     return redacted
 

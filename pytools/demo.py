@@ -60,9 +60,8 @@ def run_demo(workdir: Path) -> int:
     run = runs.run_now(url)
     print("\nthe run:")
     print(report.render([run], "table"))
-    with connect(url) as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
-        sample = conn.execute(
+    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        sample = cur.execute(
             "SELECT patient_journey_id, activity_id, schedule_slug, schedule_milestone_slug, "
             "milestone_date, window_start_date, window_end_date "
             "FROM pipeline.patient_journey_schedule_window "

@@ -74,8 +74,7 @@ def failures(url: str, *, run_id: int | None, all_runs: bool, limit: int) -> lis
         require_migrated(conn)
         try:
             return conn.execute(  # type: ignore[return-value]
-                f"SELECT {FAILURE_COLUMNS} FROM {source} {where} "
-                "ORDER BY failure_id DESC LIMIT %s",
+                f"SELECT {FAILURE_COLUMNS} FROM {source} {where} ORDER BY failure_id DESC LIMIT %s",
                 [*params, limit],
             ).fetchall()
         except psycopg.Error as exc:

@@ -8,7 +8,9 @@ from typing import Any
 import psycopg
 
 
-def insert(conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def insert(
+    conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     cols = ", ".join(columns)
     marks = ", ".join(["%s"] * len(columns))
     with conn.cursor() as cur:
@@ -39,9 +41,16 @@ def current_failures(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute("SELECT * FROM pipeline.current_failures ORDER BY failure_id")]
 
 
-def one_journey(conn: psycopg.Connection[Any], slug: str = "4d-2d-pre-op", operation: str | None = "2026-03-10") -> None:
+def one_journey(
+    conn: psycopg.Connection[Any], slug: str = "4d-2d-pre-op", operation: str | None = "2026-03-10"
+) -> None:
     """Patient journey 1 on journey 1, which prescribes activity 10 on schedule 100 (`slug`)."""
     insert(conn, "schedule", ["id", "slug"], [(100, slug)])
     insert(conn, "activity", ["id", "content_slug", "schedule_id"], [(10, "knee-survey", 100)])
     insert(conn, "journey_activity", ["journey_id", "activity_id"], [(1, 10)])
-    insert(conn, "patient_journey", ["id", "patient_id", "journey_id", "operation_date"], [(1, 501, 1, operation)])
+    insert(
+        conn,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, 501, 1, operation)],
+    )

@@ -1,0 +1,162 @@
+"""One run at a time, and a run that dies leaves nothing half-written and is marked aborted."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+from psycopg.rows import dict_row
+
+from tests.pipeline_helpers import insert, run, windows
+
+
+def _journeys(conn, count: int, operation: str = "2026-05-01") -> None:
+    insert(conn, "schedule", ["id", "slug"], [(1, "4d-2d-pre-op"), (2, "1d-7d-post-op")])
+    insert(conn, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1), (2, "recovery", 2)])
+    insert(conn, "journey_activity", ["journey_id", "activity_id"], [(1, 1), (1, 2)])
+    insert(
+        conn,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(i, 1000 + i, 1, operation) for i in range(1, count + 1)],
+    )
+
+
+def _wait_until_blocked(admin, application_name: str, timeout: float = 20.0) -> int:
+    """The pid of the session named `application_name` once it waits on a lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+            (application_name,),
+        ).fetchone()
+        if row:
+            return int(row["pid"])
+        time.sleep(0.05)
+    raise AssertionError(f"{application_name} never blocked")
+
+
+def _call_in_thread(db_url: str, application_name: str, outcome: dict) -> threading.Thread:
+    def target() -> None:
+        try:
+            with psycopg.connect(db_url, autocommit=True, application_name=application_name) as conn:
+                conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+            outcome["status"] = "returned"
+        except psycopg.Error as exc:
+            outcome["status"] = "error"
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_run_that_starts_while_another_runs_is_skipped_at_once(db, db_url):
+    _journeys(db, 50)
+    blocker = psycopg.connect(db_url, row_factory=dict_row)
+    blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")  # holds run 1 mid-run
+    first: dict = {}
+    thread = _call_in_thread(db_url, "first-run", first)
+    _wait_until_blocked(db, "first-run")
+
+    started = time.monotonic()
+    second = run(db)
+    assert second["status"] == "skipped"
+    assert time.monotonic() - started < 5, "a skipped run must not wait for the running one"
+    assert "status" not in first, "the first run is still blocked, so the second did not wait for it"
+
+    blocker.rollback()
+    blocker.close()
+    thread.join(30)
+    assert first["status"] == "returned"
+    statuses = [r["status"] for r in db.execute("SELECT status FROM pipeline.pipeline_runs ORDER BY run_id")]
+    assert sorted(statuses) == ["skipped", "succeeded"]
+    assert len(windows(db)) == 100
+    dupes = db.execute(
+        "SELECT count(*) AS n FROM (SELECT patient_journey_id, activity_id "
+        "FROM pipeline.patient_journey_schedule_window GROUP BY 1, 2 HAVING count(*) > 1) AS d"
+    ).fetchone()
+    assert dupes["n"] == 0
+
+
+def test_killed_run_leaves_nothing_half_written_and_next_run_marks_it_aborted(db, db_url, server):
+    _journeys(db, 200)
+    assert run(db)["rows_inserted"] == 400
+    before = {k: (v["window_start_date"], v["updated_at"]) for k, v in windows(db).items()}
+
+    # Every row will change and 100 journeys are new, so the run writes many rows before it
+    # reaches the one row another session holds locked: it dies mid-upsert.
+    db.execute("UPDATE public.patient_journey SET operation_date = operation_date + interval '7 days'")
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(i, 1000 + i, 1, "2026-06-01") for i in range(201, 301)],
+    )
+    blocker = psycopg.connect(db_url, row_factory=dict_row)
+    blocker.execute(
+        "SELECT 1 FROM pipeline.patient_journey_schedule_window "
+        "WHERE patient_journey_id = 200 AND activity_id = 2 FOR UPDATE"
+    )
+    doomed: dict = {}
+    thread = _call_in_thread(db_url, "doomed-run", doomed)
+    pid = _wait_until_blocked(db, "doomed-run")
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    thread.join(30)
+    blocker.rollback()
+    blocker.close()
+    assert doomed["status"] == "error"
+
+    dead = db.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    assert dead["status"] == "running"
+    after_kill = {k: (v["window_start_date"], v["updated_at"]) for k, v in windows(db).items()}
+    assert after_kill == before, "the killed run's writes must all be rolled back"
+    assert (
+        db.execute(
+            "SELECT count(*) AS n FROM pipeline.pipeline_failures WHERE run_id = %s", (dead["run_id"],)
+        ).fetchone()["n"]
+        == 0
+    )
+
+    recovered = run(db)
+    assert recovered["status"] == "succeeded"
+    assert (recovered["rows_inserted"], recovered["rows_updated"]) == (200, 400)
+    aborted = db.execute(
+        "SELECT * FROM pipeline.pipeline_runs WHERE run_id = %s", (dead["run_id"],)
+    ).fetchone()
+    assert aborted["status"] == "aborted"
+    assert aborted["finished_at"] is not None and "session ended" in aborted["error_message"]
+
+
+def test_a_running_row_is_not_aborted_while_its_run_is_alive(db, db_url):
+    _journeys(db, 10)
+    blocker = psycopg.connect(db_url, row_factory=dict_row)
+    blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
+    alive: dict = {}
+    thread = _call_in_thread(db_url, "alive-run", alive)
+    _wait_until_blocked(db, "alive-run")
+    assert run(db)["status"] == "skipped"
+    running = db.execute("SELECT count(*) AS n FROM pipeline.pipeline_runs WHERE status = 'running'")
+    assert running.fetchone()["n"] == 1
+    blocker.rollback()
+    blocker.close()
+    thread.join(30)
+    assert latest_status(db) == "succeeded"
+
+
+def latest_status(conn) -> str:
+    row = conn.execute(
+        "SELECT status FROM pipeline.pipeline_runs WHERE status <> 'skipped' ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
+    return str(row["status"])
+
+
+def test_the_lock_is_released_after_each_run_in_the_same_session(db):
+    _journeys(db, 5)
+    assert [run(db)["status"] for _ in range(2)] == ["succeeded", "succeeded"]
+    held = db.execute(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    ).fetchone()
+    assert held["n"] == 0
