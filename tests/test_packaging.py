@@ -32,7 +32,7 @@ def test_the_wheel_carries_every_sql_file_and_finds_them_when_installed(tmp_path
         [
             sys.executable,
             "-c",
-            "from pytools import sql_files; print(sql_files.sql_root()); print(len(sql_files.routine_files()))",
+            "from pytools import sql_files as f; print(f.sql_root()); print(len(f.routine_files()))",
         ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(target)},
