@@ -55,7 +55,9 @@ def test_replayed_migrations_equal_a_fresh_install(server, empty_db_url):
         migrations = read_migrations(str(migrations_dir()))
         for migration in migrations:  # one at a time, as successive releases would
             with backend.lock():
-                backend.apply_migrations(backend.to_apply(migrations.filter(migration.__eq__)))
+                backend.apply_migrations(
+                    backend.to_apply(migrations.filter(lambda m, wanted=migration.id: m.id == wanted))
+                )
         migrate(empty_db_url)
         with backend.lock():
             backend.rollback_migrations(backend.to_rollback(migrations))
