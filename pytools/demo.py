@@ -70,7 +70,13 @@ def run_demo(workdir: Path) -> int:
     print("\na few window rows (patient journey 7):")
     print(report.render(sample, "table"))
     print("\nwhat is failing now (pipeline.current_failures):")
-    print(report.render(runs.failures(url, run_id=None, all_runs=False, limit=20), "table", 70))
+    failing = runs.failures(url, run_id=None, all_runs=False, limit=20)
+    shown = ("stage", "schedule_id", "schedule_slug", "patient_journey_id", "activity_id")
+    brief = [
+        {**{k: f[k] for k in shown}, "why": f["error_message"], "held_back": f["rows_held_back"]}
+        for f in failing
+    ]
+    print(report.render(brief, "table", 70))
     print(f"\nconnect with:  psql {url}")
     print("stop with:     make demo-stop")
     return 0
