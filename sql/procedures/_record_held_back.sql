@@ -9,57 +9,68 @@ AS $$
 DECLARE
     v_held_back bigint;
 BEGIN
+    -- One pass over the candidates; every branch below reads only the held-back ones.
+    CREATE TEMP TABLE run_held_back ON COMMIT DROP AS
+    SELECT c.patient_journey_id, c.activity_id, c.schedule_id, c.schedule_slug, c.milestone_slug,
+           c.milestone_date, c.start_offset_days, c.end_offset_days, c.held_back
+    FROM pg_temp.run_candidate AS c
+    WHERE c.held_back IS NOT NULL;
+
     INSERT INTO pipeline.pipeline_failures
         (run_id, stage, schedule_id, schedule_slug, patient_journey_id, activity_id,
          sqlstate, error_message, error_detail, rows_held_back)
     -- Every slug that does not parse, even one no pair uses yet: it is broken now.
     SELECT p_run_id, 'parse', s.schedule_id, s.schedule_slug, NULL::bigint, NULL::bigint,
-           s.sqlstate, s.error_message, s.error_detail,
-           (SELECT count(*) FROM pg_temp.run_candidate AS c
-            WHERE c.schedule_id = s.schedule_id AND c.held_back = 'slug does not parse')
+           s.sqlstate, s.error_message, s.error_detail, coalesce(h.pairs, 0)
     FROM pg_temp.run_schedule AS s
+    LEFT JOIN (
+        SELECT h.schedule_id, count(*) AS pairs
+        FROM pg_temp.run_held_back AS h
+        WHERE h.held_back = 'slug does not parse'
+        GROUP BY h.schedule_id
+    ) AS h ON h.schedule_id = s.schedule_id
     WHERE s.error_message IS NOT NULL
     UNION ALL
-    SELECT p_run_id, 'match', NULL, NULL, c.patient_journey_id, NULL,
-           '23503', format('patient journey %s does not exist; survey_result rows reference it', c.patient_journey_id),
+    SELECT p_run_id, 'match', NULL, NULL, h.patient_journey_id, NULL,
+           '23503', format('patient journey %s does not exist; survey_result rows reference it', h.patient_journey_id),
            NULL, count(*)
-    FROM pg_temp.run_candidate AS c
-    WHERE c.held_back = 'missing patient_journey'
-    GROUP BY c.patient_journey_id
+    FROM pg_temp.run_held_back AS h
+    WHERE h.held_back = 'missing patient_journey'
+    GROUP BY h.patient_journey_id
     UNION ALL
-    SELECT p_run_id, 'match', NULL, NULL, NULL, c.activity_id,
-           '23503', format('activity %s does not exist; journey_activity or survey_result rows reference it', c.activity_id),
+    SELECT p_run_id, 'match', NULL, NULL, NULL, h.activity_id,
+           '23503', format('activity %s does not exist; journey_activity or survey_result rows reference it', h.activity_id),
            NULL, count(*)
-    FROM pg_temp.run_candidate AS c
-    WHERE c.held_back = 'missing activity'
-    GROUP BY c.activity_id
+    FROM pg_temp.run_held_back AS h
+    WHERE h.held_back = 'missing activity'
+    GROUP BY h.activity_id
     UNION ALL
-    SELECT p_run_id, 'match', c.schedule_id, NULL, NULL, NULL,
+    SELECT p_run_id, 'match', h.schedule_id, NULL, NULL, NULL,
            '23503', format('schedule %s does not exist; activities %s reference it',
-                           c.schedule_id, string_agg(DISTINCT c.activity_id::text, ', ')),
+                           h.schedule_id, string_agg(DISTINCT h.activity_id::text, ', ')),
            NULL, count(*)
-    FROM pg_temp.run_candidate AS c
-    WHERE c.held_back = 'missing schedule'
-    GROUP BY c.schedule_id
+    FROM pg_temp.run_held_back AS h
+    WHERE h.held_back = 'missing schedule'
+    GROUP BY h.schedule_id
     UNION ALL
     SELECT p_run_id, 'match', NULL, NULL, NULL, NULL,
            '42703', format('milestone %s: its date column %s is not a date or timestamp column of public.patient_journey',
                            m.milestone_slug, m.date_column),
            'Fix it with UPDATE pipeline.milestone SET date_column = ... WHERE milestone_slug = ...',
-           (SELECT count(*) FROM pg_temp.run_candidate AS c
-            WHERE c.milestone_slug = m.milestone_slug AND c.held_back = 'milestone date column unusable')
+           (SELECT count(*) FROM pg_temp.run_held_back AS h
+            WHERE h.milestone_slug = m.milestone_slug AND h.held_back = 'milestone date column unusable')
     FROM pipeline._milestone_date_columns() AS m
     WHERE NOT m.usable
     UNION ALL
-    SELECT p_run_id, 'load', c.schedule_id, c.schedule_slug, c.patient_journey_id, c.activity_id,
+    SELECT p_run_id, 'load', h.schedule_id, h.schedule_slug, h.patient_journey_id, h.activity_id,
            '22008', format('%s: milestone %s on %s with offsets %s to %s',
-                           c.held_back, c.milestone_slug, c.milestone_date,
-                           coalesce(c.start_offset_days::text, 'open'), coalesce(c.end_offset_days::text, 'open')),
+                           h.held_back, h.milestone_slug, h.milestone_date,
+                           coalesce(h.start_offset_days::text, 'open'), coalesce(h.end_offset_days::text, 'open')),
            NULL, 1
-    FROM pg_temp.run_candidate AS c
-    WHERE c.held_back IN ('milestone date is infinite', 'window date out of range');
+    FROM pg_temp.run_held_back AS h
+    WHERE h.held_back IN ('milestone date is infinite', 'window date out of range');
 
-    SELECT count(*) INTO v_held_back FROM pg_temp.run_candidate AS c WHERE c.held_back IS NOT NULL;
+    SELECT count(*) INTO v_held_back FROM pg_temp.run_held_back;
     RETURN v_held_back;
 END;
 $$;
