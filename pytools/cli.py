@@ -47,6 +47,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _limit(text: str) -> int:
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (from --limit or PIPELINE_LIMIT)") from None
+
+
 def build_parser() -> Parser:
     common = Parser(add_help=False)
     common.add_argument(
@@ -70,7 +77,9 @@ def build_parser() -> Parser:
 
     parser = Parser(
         prog="python -m pytools",
-        description="Run and manage the in-database patient-journey pipeline.",
+        description="Run and manage the in-database patient-journey pipeline.\n\n"
+        "The database comes from --database-url, else DATABASE_URL in the environment,\n"
+        "else DATABASE_URL in a .env file in the working directory.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -90,8 +99,8 @@ def build_parser() -> Parser:
     )
     p.add_argument(
         "--limit",
-        type=_positive_int,
-        default=_positive_int(_env("PIPELINE_LIMIT", "5") or "5"),
+        type=_limit,
+        default=_env("PIPELINE_LIMIT", "5"),  # argparse converts (and checks) string defaults
         help="rows of history to show (env PIPELINE_LIMIT; default 5)",
     )
     p = sub.add_parser("failures", parents=[common, output], help="recent failures")
@@ -99,8 +108,8 @@ def build_parser() -> Parser:
     p.add_argument("--all", action="store_true", help="every retained failure, not only the latest run's")
     p.add_argument(
         "--limit",
-        type=_positive_int,
-        default=_positive_int(_env("PIPELINE_LIMIT", "50") or "50"),
+        type=_limit,
+        default=_env("PIPELINE_LIMIT", "50"),
         help="at most this many rows (env PIPELINE_LIMIT; default 50)",
     )
     p = sub.add_parser(
@@ -162,10 +171,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     job, executions = cron.job_history(url, _job_name(args, url), args.limit)
     if args.format == "json":
         print(
-            report.render(
-                [{"job": vars(job) if job else None, "executions": executions, "runs": last_runs}],
-                "json",
-            )
+            report.to_json({"job": vars(job) if job else None, "executions": executions, "runs": last_runs})
         )
         return ExitCode.OK
     if args.format == "csv":
@@ -206,7 +212,10 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "format", "table") not in report.FORMATS:  # argparse skips defaults
+        parser.error(f"PIPELINE_FORMAT={args.format!r} is not one of {', '.join(report.FORMATS)}")
     try:
         return int(COMMANDS[args.command](args))
     except UserError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -54,9 +55,24 @@ def parse_url(url: str) -> dict[str, str]:
     except psycopg.ProgrammingError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else "unparsable"
         raise UserError(
-            f"bad database URL {redact(url)!r}: {reason} (form: {URL_HELP})", ExitCode.USAGE
+            f"bad database URL {redact(url)!r}: {scrub(reason)} (form: {URL_HELP})", ExitCode.USAGE
         ) from None
+    port = str(params.get("port") or "")
+    if port and not all(part.isdigit() for part in port.split(",")):
+        raise UserError(
+            f"bad database URL {redact(url)!r}: port {port!r} is not a number (form: {URL_HELP})",
+            ExitCode.USAGE,
+        )
     return {key: str(value) for key, value in params.items() if value is not None}
+
+
+_PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s\"']*:)[^@\s\"']*@")
+
+
+def scrub(text: str) -> str:
+    """Any text (e.g. a driver's message quoting the URL) with URL passwords replaced by ***."""
+    text = _PASSWORD_IN_TEXT.sub(r"\1***@", text)
+    return re.sub(r"(password=)[^&\s\"']*", r"\1***", text)
 
 
 def redact(url: str) -> str:

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from pytools.config import database_name, with_database
 from pytools.db import connect, database_error
 from pytools.errors import ExitCode, UserError
+from pytools.migrations import require_migrated
 
 DEFAULT_CRON = "0 * * * *"
 JOB_COMMAND = "CALL pipeline.run_patient_journey_pipeline('cron')"
@@ -40,7 +41,11 @@ class Job:
 
 def cron_database(conn: psycopg.Connection[Any]) -> str:
     """The database pg_cron runs in, or a one-line error saying how to set pg_cron up."""
-    row = conn.execute("SELECT current_setting('cron.database_name', true)").fetchone()
+    # Only a loaded pg_cron defines the setting at postmaster level; a value set by hand
+    # (postgresql.conf, PGOPTIONS) without the library is a mere placeholder.
+    row = conn.execute(
+        "SELECT setting FROM pg_settings WHERE name = 'cron.database_name' AND context = 'postmaster'"
+    ).fetchone()
     if not row or not row[0]:
         raise UserError(
             "pg_cron is not loaded on this server: install postgresql-15-cron, add pg_cron to "
@@ -80,6 +85,8 @@ def schedule(url: str, cron_expr: str, job_name: str) -> Job:
     """Create the job, or update its schedule if it exists; safe to repeat."""
     dbname = database_name(url)
     with cron_connection(url) as conn:
+        with connect(url) as target:
+            require_migrated(target)  # else the job would call a procedure that does not exist
         try:
             conn.execute(
                 "SELECT cron.schedule_in_database(%s, %s, %s, %s)",

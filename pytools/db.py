@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from pytools.config import parse_url, redact
+from pytools.config import parse_url, redact, scrub
 from pytools.errors import ExitCode, UserError
 
 
@@ -15,7 +15,12 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
     try:
         return psycopg.connect(autocommit=autocommit, **params)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
-        raise UserError(describe_connection_error(url, str(exc)), ExitCode.CONNECTION) from None
+        message = scrub(str(exc))
+        if "invalid" in message.lower() and "value" in message.lower():
+            # e.g. sslmode=bogus in the URL: the URL is wrong, not the server
+            reason = message.strip().splitlines()[0]
+            raise UserError(f"bad database URL {redact(url)!r}: {reason}", ExitCode.USAGE) from None
+        raise UserError(describe_connection_error(url, message), ExitCode.CONNECTION) from None
 
 
 def describe_connection_error(url: str, message: str) -> str:
@@ -43,6 +48,6 @@ def describe_connection_error(url: str, message: str) -> str:
 def database_error(action: str, exc: psycopg.Error) -> UserError:
     """A server error during `action`, as one line with the server's own message."""
     diag = exc.diag
-    message = diag.message_primary or str(exc).splitlines()[0]
-    hint = f" ({diag.message_hint})" if diag.message_hint else ""
+    message = scrub(diag.message_primary or str(exc).splitlines()[0])
+    hint = f" ({scrub(diag.message_hint)})" if diag.message_hint else ""
     return UserError(f"{action} failed: {message}{hint}", ExitCode.DATABASE_ERROR)

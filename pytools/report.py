@@ -29,9 +29,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def to_json(value: Any) -> str:
+    """Any nesting of dicts and lists, with dates as ISO strings and numerics as numbers."""
+    return json.dumps(value, indent=2, default=_jsonable)
+
+
 def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80) -> str:
     if fmt == "json":
-        return json.dumps([{k: _jsonable(v) for k, v in row.items()} for row in rows], indent=2)
+        return to_json(list(rows))
     if not rows:
         return "" if fmt == "csv" else "(none)"
     columns = list(rows[0].keys())

@@ -12,6 +12,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,9 +47,7 @@ def container_server() -> Iterator[str]:
 
     with DockerImage(path=str(DOCKERFILE_DIR), tag="patient-journey-pipeline-test:15") as image:
         container = PostgresContainer(str(image), username="postgres", password="postgres", dbname="postgres")
-        container.with_command(
-            "postgres -c shared_preload_libraries=pg_cron -c cron.database_name=postgres"
-        )
+        container.with_command("postgres -c shared_preload_libraries=pg_cron -c cron.database_name=postgres")
         with container:
             host = container.get_container_host_ip()
             port = container.get_exposed_port(5432)
@@ -68,7 +67,8 @@ def _pg_ctl_wrapper(directory: Path) -> Path:
 
 
 @contextmanager
-def local_server() -> Iterator[str]:
+def local_server(preload_cron: bool = True) -> Iterator[str]:
+    """A throwaway local cluster; preload_cron=False leaves pg_cron (and its cron.* settings) out."""
     from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
     base = Path(tempfile.mkdtemp(prefix="pjp-tests-"))
@@ -80,6 +80,7 @@ def local_server() -> Iterator[str]:
         f"-c {key}={value}"
         for key, value in SERVER_SETTINGS.items()
         if key not in ("unix_socket_directories",)
+        and (preload_cron or (key != "shared_preload_libraries" and not key.startswith("cron.")))
     )
     executor = PostgreSQLExecutor(
         executable=str(_pg_ctl_wrapper(base)),
@@ -94,11 +95,28 @@ def local_server() -> Iterator[str]:
         postgres_options=options + " -c max_connections=200",
     )
     executor.start()
+    url = f"postgresql://{SERVER_USER}@127.0.0.1:{port}/postgres"
     try:
-        yield f"postgresql://{SERVER_USER}@127.0.0.1:{port}/postgres"
+        wait_until_accepting(url)
+        yield url
     finally:
         executor.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_until_accepting(url: str, timeout: float = 90.0) -> None:
+    """pg_ctl -w can return while a loaded machine still has the server starting up."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @contextmanager
