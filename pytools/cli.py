@@ -113,6 +113,15 @@ def build_parser() -> Parser:
         help="at most this many rows (env PIPELINE_LIMIT; default 50)",
     )
     p = sub.add_parser(
+        "generate",
+        parents=[common],
+        help="fill the app's source tables with N realistic patient journeys (test databases only)",
+    )
+    p.add_argument("--journeys", type=_positive_int, required=True, help="how many patient journeys")
+    p.add_argument(
+        "--force", action="store_true", help="replace source tables that already hold patient journeys"
+    )
+    p = sub.add_parser(
         "demo", help="start a throwaway local cluster in .pgdata/ with sample data and run once"
     )
     p.add_argument("--stop", action="store_true", help="stop the demo cluster")
@@ -193,6 +202,21 @@ def _cmd_failures(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from pytools import generate
+
+    url = resolve_database_url(args.database_url)
+    existing = generate.existing_patient_journeys(url)
+    if existing and not args.force:
+        raise UserError(
+            f"public.patient_journey already holds {existing:,} rows and generate would empty it: "
+            "pass --force if this is a test database",
+            ExitCode.USAGE,
+        )
+    generate.generate(url, args.journeys)
+    return ExitCode.OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pytools import demo  # the cluster tooling is only needed here
 
@@ -207,6 +231,7 @@ COMMANDS = {
     "unschedule": _cmd_unschedule,
     "status": _cmd_status,
     "failures": _cmd_failures,
+    "generate": _cmd_generate,
     "demo": _cmd_demo,
 }
 
