@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: system venv demo demo-stop lint test clean
+.PHONY: system venv demo demo-stop lint test bench clean
 
 system:
 	bash scripts/install-system.sh
@@ -22,8 +22,8 @@ demo-stop: venv
 	$(PY) -m pytools demo --stop
 
 lint: venv
-	$(VENV)/bin/ruff check pytools tests
-	$(VENV)/bin/ruff format --check pytools tests
+	$(VENV)/bin/ruff check pytools tests benchmarks
+	$(VENV)/bin/ruff format --check pytools tests benchmarks
 	$(VENV)/bin/mypy
 
 test: system venv lint
@@ -31,3 +31,8 @@ test: system venv lint
 
 clean: demo-stop
 	rm -rf .pgdata $(VENV)
+
+# Benchmarks (about 10 minutes at the default size): BENCH_JOURNEYS, BENCH_OLD_JOURNEYS, BENCH_REPEAT.
+bench: system venv
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(PY) benchmarks/bench.py

@@ -1,0 +1,224 @@
+"""`make bench`: the pipeline's costs side by side, measured in one run on the same data.
+
+Every figure is the median of BENCH_REPEAT runs and is shown with its ratio to a baseline
+measured in this same run. Results are printed as a table and written to
+benchmarks/results/latest.json. The server is BENCH_DATABASE_URL (a superuser URL) or a
+throwaway local cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pytools.cluster import LocalCluster, give_to_server_user
+from pytools.config import with_database
+from pytools.generate import generate
+from pytools.migrations import migrate
+
+HERE = Path(__file__).resolve().parent
+JOURNEYS = int(os.environ.get("BENCH_JOURNEYS", "100000"))
+OLD_JOURNEYS = int(os.environ.get("BENCH_OLD_JOURNEYS", "10000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+WINDOW = "pipeline.patient_journey_schedule_window"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def bench_server() -> Iterator[str]:
+    if os.environ.get("BENCH_DATABASE_URL"):
+        yield os.environ["BENCH_DATABASE_URL"]
+        return
+    base = Path(tempfile.mkdtemp(prefix="pjp-bench-"))
+    base.chmod(0o755)
+    give_to_server_user(base)
+    cluster = LocalCluster(base / "data", int(os.environ.get("BENCH_PORT", "54339")))
+    cluster.start()
+    try:
+        yield cluster.url("postgres")
+    finally:
+        cluster.stop()
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def fresh_database(server: str, name: str, journeys: int) -> str:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = with_database(server, name)
+    generate(url, journeys, progress=lambda m: log(f"  generate: {m}"))
+    migrate(url)
+    return url
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def median_of(prepare: Callable[[], Any], action: Callable[[], Any]) -> float:
+    samples = []
+    for _ in range(REPEAT):
+        prepare()
+        samples.append(timed(action))
+    return statistics.median(samples)
+
+
+def call_run(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CALL pipeline.run_patient_journey_pipeline('benchmark')")
+
+
+def temp_bytes(conn: psycopg.Connection[Any]) -> int:
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    row = conn.execute(
+        "SELECT temp_bytes FROM pg_stat_database WHERE datname = current_database()"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def window_rows(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {WINDOW}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def measure_ours(url: str) -> dict[str, float]:
+    """Full load, the limit, a no-op run and a small-change run, on the same data."""
+    results: dict[str, float] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = temp_bytes(conn)
+        call_run(conn)
+        time.sleep(0.7)  # statistics reach pg_stat_database asynchronously
+        results["full_load_temp_bytes"] = temp_bytes(conn) - before
+        results["rows"] = window_rows(conn)
+        results["full_load_s"] = median_of(lambda: conn.execute(f"TRUNCATE {WINDOW}"), lambda: call_run(conn))
+        log(f"  full load: {results['full_load_s']:.2f} s for {results['rows']:,} rows")
+
+        conn.execute(f"CREATE TABLE bench_rows AS SELECT * FROM {WINDOW}")
+        conn.execute("VACUUM ANALYZE bench_rows")
+
+        def limit() -> None:
+            conn.execute("CREATE TABLE bench_limit AS SELECT * FROM bench_rows")
+            conn.execute("ALTER TABLE bench_limit ADD PRIMARY KEY (patient_journey_id, activity_id)")
+
+        results["limit_s"] = median_of(lambda: conn.execute("DROP TABLE IF EXISTS bench_limit"), limit)
+        conn.execute("DROP TABLE IF EXISTS bench_limit, bench_rows")
+        log(f"  limit: {results['limit_s']:.2f} s")
+
+        results["noop_s"] = median_of(lambda: None, lambda: call_run(conn))
+        log(f"  no-op run: {results['noop_s'] * 1000:.0f} ms")
+
+        change = iter(range(1, REPEAT + 1))
+
+        def small_change() -> None:
+            step = next(change)
+            conn.execute(
+                "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' "
+                "WHERE id %% 100 = %s",
+                (step,),
+            )
+            first = JOURNEYS + step * 1000
+            conn.execute(
+                "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+                "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 FROM generate_series(%s::int, %s::int) AS n",
+                (first, first + 99),
+            )
+            conn.execute(
+                "UPDATE public.schedule SET slug = CASE WHEN slug = '4d-2d-pre-op' THEN '5d-2d-pre-op' "
+                "ELSE '4d-2d-pre-op' END WHERE id = 1"
+            )
+
+        results["small_change_s"] = median_of(small_change, lambda: call_run(conn))
+        log(f"  small change: {results['small_change_s'] * 1000:.0f} ms")
+    return results
+
+
+def measure_old(url: str) -> dict[str, float]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS old_pipeline CASCADE")
+    out = subprocess.run(
+        [sys.executable, str(HERE / "old_pipeline.py"), url], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def measure_cli_memory(url: str) -> float:
+    """Peak RSS of `python -m pytools run-now` (our Python process), in MiB."""
+    code = (
+        "import resource, sys; from pytools.cli import main; "
+        f"main(['run-now', '--database-url', {url!r}, '--format', 'json']); "
+        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split("PEAK")[-1]) / 1024
+
+
+def main() -> int:
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, PostgreSQL 15"
+    with bench_server() as server:
+        log(f"our pipeline at N = {JOURNEYS:,} patient journeys")
+        big = measure_ours(fresh_database(server, "bench_big", JOURNEYS))
+        log(f"old approach vs ours at N = {OLD_JOURNEYS:,}")
+        small_url = fresh_database(server, "bench_small", OLD_JOURNEYS)
+        old_runs = [measure_old(small_url) for _ in range(REPEAT)]
+        old_run = {key: statistics.median(r[key] for r in old_runs) for key in old_runs[0]}
+        log(f"  old approach: {old_run['seconds']:.1f} s for {old_run['rows']:,.0f} rows")
+        with psycopg.connect(small_url, autocommit=True) as conn:
+            ours_small = median_of(lambda: conn.execute(f"TRUNCATE {WINDOW}"), lambda: call_run(conn))
+            small_rows = window_rows(conn)
+        cli_mib = measure_cli_memory(small_url)
+
+    old_rate = old_run["rows"] / old_run["seconds"]
+    ours_rate = small_rows / ours_small
+    full, limit_s = big["full_load_s"], big["limit_s"]
+    old_mib = old_run["peak_rss_mib"]
+    figures = [
+        ("full load", f"{full:.2f} s", f"{full / limit_s:.2f}x the limit (target <= 2.5x)"),
+        ("limit: CTAS of the same rows + PK", f"{limit_s:.2f} s", "1.00x"),
+        ("no-op run", f"{big['noop_s'] * 1000:.0f} ms",
+         f"{big['noop_s'] / full:.3f}x the full load (target < 100 ms)"),
+        ("small change run", f"{big['small_change_s'] * 1000:.0f} ms",
+         f"{big['small_change_s'] / full:.3f}x the full load (target < 1 s)"),
+        (f"old approach, N={OLD_JOURNEYS:,}", f"{old_rate:,.0f} rows/s", "1.00x"),
+        (f"ours, N={OLD_JOURNEYS:,}", f"{ours_rate:,.0f} rows/s",
+         f"{ours_rate / old_rate:.1f}x the old approach (target >= 15x)"),
+        ("peak RSS, old approach", f"{old_mib:.0f} MiB", "1.00x"),
+        ("peak RSS, run-now", f"{cli_mib:.0f} MiB", f"{cli_mib / old_mib:.2f}x the old approach"),
+        ("temp file bytes, full load", f"{big['full_load_temp_bytes'] / 2**20:.0f} MiB", ""),
+    ]  # fmt: skip
+    width = max(len(f[0]) for f in figures)
+    print(
+        f"\nN = {JOURNEYS:,} patient journeys ({big['rows']:,.0f} window rows), median of {REPEAT}; {machine}"
+    )
+    for name, value, ratio in figures:
+        print(f"  {name.ljust(width)}  {value:>14}  {ratio}")
+    results_dir = HERE / "results"
+    results_dir.mkdir(exist_ok=True)
+    (results_dir / "latest.json").write_text(
+        json.dumps(
+            {"machine": machine, "journeys": JOURNEYS, "old_journeys": OLD_JOURNEYS, "repeat": REPEAT,
+             "ours": big, "old": old_run, "ours_small_s": ours_small, "ours_small_rows": small_rows,
+             "cli_peak_rss_mib": cli_mib},
+            indent=2,
+        )
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
