@@ -86,7 +86,12 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     sub.add_parser("migrate", parents=[common], help="apply pending migrations, then (re)create the routines")
-    sub.add_parser("run-now", parents=[common, output], help="run the pipeline once and print its summary")
+    p = sub.add_parser(
+        "run-now", parents=[common, output], help="run the pipeline once and print its summary"
+    )
+    p.add_argument(
+        "--full", action="store_true", help="recompute every pair, not only those the queued changes touched"
+    )
     p = sub.add_parser("schedule", parents=[common, output, job], help="create or update the pg_cron job")
     p.add_argument(
         "--cron",
@@ -137,13 +142,15 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     result = migrations.migrate(url)
     applied = ", ".join(result.applied) or "none pending"
     print(f"migrations applied: {applied}; routines (re)created: {result.routines}")
+    for table, problem in result.unwatched:
+        print(f"warning: change capture does not watch {table}: {problem}; runs will be full runs")
     return ExitCode.OK
 
 
 def _cmd_run_now(args: argparse.Namespace) -> int:
     url = resolve_database_url(args.database_url)
     try:
-        run = runs.run_now(url)
+        run = runs.run_now(url, full=args.full)
     except runs.RunFailed as failed:
         if failed.run is not None:
             _print([failed.run], args.format)

@@ -22,6 +22,8 @@ _ROUTINE_LOCK_KEY = 4857394022
 class MigrateResult:
     applied: list[str]
     routines: int
+    # (table, problem) for each source table change capture could not watch
+    unwatched: list[tuple[str, str]]
 
 
 def migrate(url: str) -> MigrateResult:
@@ -48,10 +50,12 @@ def migrate(url: str) -> MigrateResult:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROUTINE_LOCK_KEY,))
             for path in routine_files():
                 conn.execute(path.read_text(encoding="utf-8").encode())
+            unwatched = conn.execute("SELECT table_name, problem FROM pipeline.install_change_capture()")
+            problems = [(str(table), str(problem)) for table, problem in unwatched.fetchall()]
             conn.commit()
         except psycopg.Error as exc:
             raise database_error(f"creating routines ({path.name})", exc) from None
-    return MigrateResult(applied=[m.id for m in pending], routines=len(routine_files()))
+    return MigrateResult(applied=[m.id for m in pending], routines=len(routine_files()), unwatched=problems)
 
 
 def pending_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:

@@ -11,7 +11,7 @@ from pytools.db import connect, database_error
 from pytools.migrations import require_migrated
 
 RUN_COLUMNS = (
-    "run_id, trigger, status, started_at, finished_at, "
+    "run_id, trigger, status, mode, started_at, finished_at, "
     "round(extract(epoch FROM finished_at - started_at)::numeric, 3) AS seconds, "
     "rows_inserted, rows_updated, rows_held_back, failures, error_message"
 )
@@ -29,13 +29,13 @@ class RunFailed(Exception):
         self.run = run
 
 
-def run_now(url: str, trigger: str = "manual") -> dict[str, Any]:
+def run_now(url: str, trigger: str = "manual", *, full: bool = False) -> dict[str, Any]:
     """CALL the procedure (it COMMITs, so autocommit) and return this session's run row."""
     with connect(url) as conn:
         conn.row_factory = dict_row  # type: ignore[assignment]
         require_migrated(conn)
         try:
-            conn.execute("CALL pipeline.run_patient_journey_pipeline(%s)", (trigger,))
+            conn.execute("CALL pipeline.run_patient_journey_pipeline(%s, %s)", (trigger, full))
             error = None
         except psycopg.errors.ExternalRoutineException as exc:
             error = exc.diag.message_primary or str(exc)

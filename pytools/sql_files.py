@@ -19,8 +19,9 @@ def migrations_dir() -> Path:
 def routine_files() -> list[Path]:
     """Routine files in the order `migrate` applies them.
 
-    PL/pgSQL bodies are resolved when called, not when created, so name order is safe;
-    it is also stable, which keeps every install identical.
+    PL/pgSQL bodies are resolved when called, not when created, so name order is safe as
+    long as only PL/pgSQL routines call other routines (SQL-language bodies are checked at
+    creation); it is also stable, which keeps every install identical.
     """
     return sorted((sql_root() / "procedures").glob("*.sql"))
 

@@ -202,12 +202,14 @@ def test_migrate_applies_then_reports_none_pending(empty_db_url: str, tmp_path: 
     env = clean_env(empty_db_url)
     first = assert_ok(cli("migrate", env=env, cwd=tmp_path))
     assert "0001" in first and "0002" in first
+    # no source tables in this database: change capture says what it cannot watch
+    assert "warning: change capture does not watch public.patient_journey" in first
     second = assert_ok(cli("migrate", env=env, cwd=tmp_path))
     assert "none pending" in second and "0001" not in second
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         assert conn.execute(
-            "SELECT to_regprocedure('pipeline.run_patient_journey_pipeline(text)')"
-        ).fetchone() == ("pipeline.run_patient_journey_pipeline(text)",)
+            "SELECT to_regprocedure('pipeline.run_patient_journey_pipeline(text, boolean)')"
+        ).fetchone() == ("pipeline.run_patient_journey_pipeline(text,boolean)",)
 
 
 # --- run-now -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
--- Build pg_temp.run_candidate: every (patient journey, activity) pair the source holds, joined to
--- its activity, parsed schedule and milestone date, with held_back naming why a pair cannot load.
-CREATE OR REPLACE FUNCTION pipeline._collect_candidates()
+-- Build pg_temp.run_candidate: every (patient journey, activity) pair the source holds (or, when
+-- p_scoped, those of the patient journeys in pg_temp.run_scope), joined to its activity, parsed
+-- schedule and milestone date, with held_back naming why a pair cannot load.
+CREATE OR REPLACE FUNCTION pipeline._collect_candidates(p_scoped boolean)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
@@ -12,6 +13,8 @@ DECLARE
     v_last_day constant integer := DATE '5874897-12-31' - DATE '2000-01-01';
     v_date_cases text;
     v_unusable text[];
+    v_in_scope constant text := CASE WHEN p_scoped
+        THEN 'IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)' ELSE 'IS NOT NULL' END;
 BEGIN
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
@@ -25,11 +28,11 @@ BEGIN
             SELECT pj.id AS patient_journey_id, ja.activity_id
             FROM public.patient_journey AS pj
             JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
-            WHERE pj.id IS NOT NULL AND ja.activity_id IS NOT NULL
+            WHERE pj.id %s AND ja.activity_id IS NOT NULL
             UNION
             SELECT sr.patient_journey_id, sr.activity_id
             FROM public.survey_result AS sr
-            WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL
+            WHERE sr.patient_journey_id %s AND sr.activity_id IS NOT NULL
         ),
         joined AS (
             SELECT p.patient_journey_id,
@@ -75,6 +78,7 @@ BEGIN
                    AS window_end_date
         FROM classified AS c
     $sql$,
+        v_in_scope, v_in_scope,
         coalesce(v_date_cases, 'WHEN NULL THEN NULL::date'),
         v_unusable,
         v_first_day, v_last_day, v_first_day, v_last_day);
@@ -82,5 +86,5 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._collect_candidates() IS
-    'Run step 2: builds the temp table run_candidate with every source pair, its window and why it is held back (NULL = loads).';
+COMMENT ON FUNCTION pipeline._collect_candidates(boolean) IS
+    'Run step 2: builds the temp table run_candidate with the source pairs (all, or run_scope''s), their windows and why any is held back.';

@@ -1,11 +1,14 @@
--- The work of one run, all in the caller's transaction: parse, match, log problems, upsert,
--- purge, and record the outcome. Any error rolls the work back and leaves one 'run' failure.
-CREATE OR REPLACE FUNCTION pipeline._execute_run(p_run_id bigint)
+-- The work of one run, all in the caller's transaction: take the queued changes, then
+-- recompute every pair (full), only the pairs they touched (incremental), or nothing (noop);
+-- log problems, upsert, purge, record the outcome. Any error rolls the work back (the queued
+-- changes included) and leaves one 'run' failure.
+CREATE OR REPLACE FUNCTION pipeline._execute_run(p_run_id bigint, p_full boolean)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
+    v_mode text;
     v_held_back bigint;
     v_written record;
     ex_sqlstate text;
@@ -14,14 +17,24 @@ DECLARE
     ex_context text;
 BEGIN
     BEGIN
-        PERFORM pipeline._parse_schedules();
-        PERFORM pipeline._collect_candidates();
-        v_held_back := pipeline._record_held_back(p_run_id);
-        SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id);
+        v_mode := pipeline._drain_changes(p_full);
+        IF v_mode = 'noop' THEN
+            v_held_back := pipeline._carry_failures_forward(p_run_id);
+            SELECT 0::bigint AS rows_inserted, 0::bigint AS rows_updated, 0::bigint AS rows_failed INTO v_written;
+        ELSE
+            PERFORM pipeline._parse_schedules();
+            IF v_mode = 'incremental' THEN
+                PERFORM pipeline._build_scope();
+            END IF;
+            PERFORM pipeline._collect_candidates(v_mode = 'incremental');
+            v_held_back := pipeline._record_held_back(p_run_id, v_mode = 'incremental');
+            SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id);
+        END IF;
         PERFORM pipeline._purge_history(p_run_id);
 
         UPDATE pipeline.pipeline_runs AS r
         SET status = 'succeeded',
+            mode = v_mode,
             finished_at = clock_timestamp(),
             rows_inserted = v_written.rows_inserted,
             rows_updated = v_written.rows_updated,
@@ -39,6 +52,7 @@ BEGIN
     VALUES (p_run_id, 'run', ex_sqlstate, ex_message, nullif(ex_detail, ''), ex_context);
     UPDATE pipeline.pipeline_runs AS r
     SET status = 'failed',
+        mode = v_mode,
         finished_at = clock_timestamp(),
         failures = 1,
         error_message = format('%s (SQLSTATE %s)', ex_message, ex_sqlstate)
@@ -47,5 +61,5 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._execute_run(bigint) IS
-    'One run''s work in one transaction; returns succeeded or failed (the error is logged as a run failure).';
+COMMENT ON FUNCTION pipeline._execute_run(bigint, boolean) IS
+    'One run''s work in one transaction (full when p_full or needed); returns succeeded or failed (the error is logged as a run failure).';

@@ -1,7 +1,8 @@
--- Write one failure row per problem found in pg_temp.run_schedule and pg_temp.run_candidate:
--- per broken schedule, per missing reference, per unusable milestone, per out-of-range row.
--- Returns how many pairs were held back.
-CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint)
+-- Bring pipeline.held_back_pair up to date with the recomputed pairs (all of them, or those of
+-- run_scope when p_scoped), then write one failure row per problem it holds: per broken
+-- schedule, per missing reference, per unusable milestone, per out-of-range row.
+-- Returns how many pairs are held back now.
+CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
@@ -9,10 +10,17 @@ AS $$
 DECLARE
     v_held_back bigint;
 BEGIN
-    -- One pass over the candidates; every branch below reads only the held-back ones.
-    CREATE TEMP TABLE run_held_back ON COMMIT DROP AS
-    SELECT c.patient_journey_id, c.activity_id, c.schedule_id, c.schedule_slug, c.milestone_slug,
-           c.milestone_date, c.start_offset_days, c.end_offset_days, c.held_back
+    IF p_scoped THEN
+        DELETE FROM pipeline.held_back_pair AS h
+        WHERE h.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s);
+    ELSE
+        DELETE FROM pipeline.held_back_pair;
+    END IF;
+    INSERT INTO pipeline.held_back_pair
+        (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
+         milestone_date, start_offset_days, end_offset_days)
+    SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
+           c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days
     FROM pg_temp.run_candidate AS c
     WHERE c.held_back IS NOT NULL;
 
@@ -25,7 +33,7 @@ BEGIN
     FROM pg_temp.run_schedule AS s
     LEFT JOIN (
         SELECT h.schedule_id, count(*) AS pairs
-        FROM pg_temp.run_held_back AS h
+        FROM pipeline.held_back_pair AS h
         WHERE h.held_back = 'slug does not parse'
         GROUP BY h.schedule_id
     ) AS h ON h.schedule_id = s.schedule_id
@@ -34,14 +42,14 @@ BEGIN
     SELECT p_run_id, 'match', NULL, NULL, h.patient_journey_id, NULL,
            '23503', format('patient journey %s does not exist; survey_result rows reference it', h.patient_journey_id),
            NULL, count(*)
-    FROM pg_temp.run_held_back AS h
+    FROM pipeline.held_back_pair AS h
     WHERE h.held_back = 'missing patient_journey'
     GROUP BY h.patient_journey_id
     UNION ALL
     SELECT p_run_id, 'match', NULL, NULL, NULL, h.activity_id,
            '23503', format('activity %s does not exist; journey_activity or survey_result rows reference it', h.activity_id),
            NULL, count(*)
-    FROM pg_temp.run_held_back AS h
+    FROM pipeline.held_back_pair AS h
     WHERE h.held_back = 'missing activity'
     GROUP BY h.activity_id
     UNION ALL
@@ -49,7 +57,7 @@ BEGIN
            '23503', format('schedule %s does not exist; activities %s reference it',
                            h.schedule_id, string_agg(DISTINCT h.activity_id::text, ', ')),
            NULL, count(*)
-    FROM pg_temp.run_held_back AS h
+    FROM pipeline.held_back_pair AS h
     WHERE h.held_back = 'missing schedule'
     GROUP BY h.schedule_id
     UNION ALL
@@ -57,7 +65,7 @@ BEGIN
            '42703', format('milestone %s: its date column %s is not a date or timestamp column of public.patient_journey',
                            m.milestone_slug, m.date_column),
            'Fix it with UPDATE pipeline.milestone SET date_column = ... WHERE milestone_slug = ...',
-           (SELECT count(*) FROM pg_temp.run_held_back AS h
+           (SELECT count(*) FROM pipeline.held_back_pair AS h
             WHERE h.milestone_slug = m.milestone_slug AND h.held_back = 'milestone date column unusable')
     FROM pipeline._milestone_date_columns() AS m
     WHERE NOT m.usable
@@ -67,13 +75,13 @@ BEGIN
                            h.held_back, h.milestone_slug, h.milestone_date,
                            coalesce(h.start_offset_days::text, 'open'), coalesce(h.end_offset_days::text, 'open')),
            NULL, 1
-    FROM pg_temp.run_held_back AS h
+    FROM pipeline.held_back_pair AS h
     WHERE h.held_back IN ('milestone date is infinite', 'window date out of range');
 
-    SELECT count(*) INTO v_held_back FROM pg_temp.run_held_back;
+    SELECT count(*) INTO v_held_back FROM pipeline.held_back_pair;
     RETURN v_held_back;
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._record_held_back(bigint) IS
+COMMENT ON FUNCTION pipeline._record_held_back(bigint, boolean) IS
     'Run step 3: logs each problem of the run to pipeline_failures with the pairs it held back; returns their total.';

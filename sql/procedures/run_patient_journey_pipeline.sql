@@ -1,7 +1,8 @@
 -- One pipeline run, as pg_cron, psql or the CLI call it (outside a transaction block).
 -- Thin on purpose: a procedure that COMMITs cannot pin search_path or catch errors, so the
 -- work lives in functions; every name here is schema-qualified.
-CREATE OR REPLACE PROCEDURE pipeline.run_patient_journey_pipeline(p_trigger text DEFAULT 'manual')
+CREATE OR REPLACE PROCEDURE pipeline.run_patient_journey_pipeline(p_trigger text DEFAULT 'manual',
+                                                                  p_full boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -23,7 +24,7 @@ BEGIN
 
     v_run_id := pipeline._begin_run(p_trigger);
     COMMIT;  -- the running row must be visible while the work goes on
-    v_status := pipeline._execute_run(v_run_id);
+    v_status := pipeline._execute_run(v_run_id, coalesce(p_full, false));
     COMMIT;
     PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
 
@@ -34,11 +35,12 @@ BEGIN
             USING ERRCODE = 'external_routine_exception',
                   HINT = 'SELECT * FROM pipeline.current_failures;';
     END IF;
-    RAISE NOTICE 'pipeline run % succeeded: % inserted, % updated, % held back, % failures',
-        v_run_id, v_run.rows_inserted, v_run.rows_updated, v_run.rows_held_back, v_run.failures;
+    RAISE NOTICE 'pipeline run % (%) succeeded: % inserted, % updated, % held back, % failures',
+        v_run_id, v_run.mode, v_run.rows_inserted, v_run.rows_updated, v_run.rows_held_back, v_run.failures;
 END;
 $$;
 
-COMMENT ON PROCEDURE pipeline.run_patient_journey_pipeline(text) IS
+COMMENT ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) IS
     'One run: parse slugs, match milestones, upsert patient_journey_schedule_window, log failures and the run. '
+    'Recomputes only what the change queue names unless p_full. '
     'CALL it outside a transaction block; a concurrent call records itself as skipped.';

@@ -1,0 +1,33 @@
+-- Statement-level trigger on the source tables: queue the keys a statement touched, one
+-- queue row per statement (an array), so bulk writes pay one insert, not one per row.
+-- TG_ARGV[0] = kind of key, TG_ARGV[1] = column holding it. TRUNCATE, or kind full, queues a full run.
+-- SECURITY DEFINER: the application's roles need no rights on the pipeline schema.
+CREATE OR REPLACE FUNCTION pipeline._capture_changes()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pipeline, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' OR TG_ARGV[0] = 'full' THEN
+        INSERT INTO pipeline.change_queue (kind) VALUES ('full');
+    ELSIF TG_OP = 'INSERT' THEN
+        EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
+                       'SELECT %L, array_agg(%I) FROM new_rows HAVING count(%2$I) > 0',
+                       TG_ARGV[0], TG_ARGV[1]);
+    ELSIF TG_OP = 'DELETE' THEN
+        EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
+                       'SELECT %L, array_agg(%I) FROM old_rows HAVING count(%2$I) > 0',
+                       TG_ARGV[0], TG_ARGV[1]);
+    ELSE
+        EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
+                       'SELECT %L, array_agg(k) FROM (SELECT %I AS k FROM old_rows '
+                       'UNION ALL SELECT %2$I FROM new_rows) AS touched HAVING count(k) > 0',
+                       TG_ARGV[0], TG_ARGV[1]);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION pipeline._capture_changes() IS
+    'Trigger: queues the keys each statement on a source table touched (pipeline.change_queue).';
