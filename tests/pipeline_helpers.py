@@ -17,9 +17,9 @@ def insert(
         cur.executemany(f"INSERT INTO public.{table} ({cols}) VALUES ({marks})", list(rows))
 
 
-def run(conn: psycopg.Connection[Any], trigger: str = "manual") -> dict[str, Any]:
+def run(conn: psycopg.Connection[Any], trigger: str = "manual", *, full: bool = False) -> dict[str, Any]:
     """CALL the procedure and return this session's run row."""
-    conn.execute("CALL pipeline.run_patient_journey_pipeline(%s)", (trigger,))
+    conn.execute("CALL pipeline.run_patient_journey_pipeline(%s, %s)", (trigger, full))
     return latest_run(conn)
 
 

@@ -1,0 +1,230 @@
+"""Incremental runs give the same result as full runs, and no change is ever lost."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from pytools.generate import generate
+from tests.pipeline_helpers import insert, run
+
+COMPARED = (
+    "patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug, "
+    "schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date, "
+    "window_start_date, window_end_date"
+)
+FAILURE_KEY = (
+    "stage, schedule_id, schedule_slug, patient_journey_id, activity_id, error_message, rows_held_back"
+)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _failures(conn, run_id: int) -> list[tuple]:
+    rows = conn.execute(
+        f"SELECT {FAILURE_KEY} FROM pipeline.pipeline_failures WHERE run_id = %s ORDER BY 1, 2, 4, 5, 6",
+        (run_id,),
+    )
+    return [tuple(r.values()) for r in rows]
+
+
+def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
+    """Apply one application-like change; returns its name for the failure message."""
+    kind = rng.choice(
+        ["reschedule", "new journeys", "edit slug", "move activity", "prescribe", "unprescribe",
+         "survey", "orphan survey", "delete journey", "add missing activity", "null dates"]
+    )  # fmt: skip
+    ids = [rng.randint(1, 300) for _ in range(rng.randint(1, 5))]
+    if kind == "reschedule":
+        conn.execute(
+            "UPDATE public.patient_journey SET operation_date = operation_date + %s * interval '1 day', "
+            "discharge_date = discharge_date + 1 WHERE id = ANY(%s)",
+            (rng.randint(-20, 20), ids),
+        )
+    elif kind == "new journeys":
+        first = next_id[0]
+        next_id[0] += 3
+        insert(
+            conn,
+            "patient_journey",
+            ["id", "patient_id", "journey_id", "operation_date", "registration_date"],
+            [(i, i, rng.randint(1, 6), f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}", "2026-01-02")
+             for i in range(first, first + 3)],
+        )  # fmt: skip
+    elif kind == "edit slug":
+        slug = rng.choice(
+            ["4d-2d-pre-op", "5d-1d-pre-op", "2w-post-dis", "reg-d3", "9d-post-nowhere", "always"]
+        )
+        conn.execute("UPDATE public.schedule SET slug = %s WHERE id = %s", (slug, rng.randint(1, 61)))
+    elif kind == "move activity":
+        conn.execute(
+            "UPDATE public.activity SET schedule_id = %s WHERE id = %s",
+            (rng.choice([None, 70, *range(1, 62)]), rng.randint(1, 200)),
+        )
+    elif kind == "prescribe":
+        insert(
+            conn,
+            "journey_activity",
+            ["journey_id", "activity_id"],
+            [(rng.randint(1, 5), rng.randint(1, 210))],
+        )
+    elif kind == "unprescribe":
+        conn.execute(
+            "DELETE FROM public.journey_activity WHERE ctid = (SELECT ctid FROM public.journey_activity "
+            "WHERE journey_id = %s ORDER BY activity_id LIMIT 1)",
+            (rng.randint(1, 5),),
+        )
+    elif kind == "survey":
+        insert(
+            conn,
+            "survey_result",
+            ["id", "patient_journey_id", "activity_id"],
+            [(next_id[0] * 100 + i, rng.randint(1, 300), rng.randint(1, 205)) for i in range(3)],
+        )
+        next_id[0] += 1
+    elif kind == "orphan survey":
+        insert(
+            conn,
+            "survey_result",
+            ["id", "patient_journey_id", "activity_id"],
+            [(-next_id[0], 90_000 + ids[0], 3)],
+        )
+        next_id[0] += 1
+    elif kind == "delete journey":
+        conn.execute("DELETE FROM public.patient_journey WHERE id = %s", (ids[0],))
+    elif kind == "add missing activity":
+        insert(
+            conn,
+            "activity",
+            ["id", "content_slug", "schedule_id"],
+            [(rng.randint(201, 210), "late", rng.randint(1, 61))],
+        )
+    else:
+        conn.execute("UPDATE public.patient_journey SET operation_date = NULL WHERE id = ANY(%s)", (ids,))
+    return kind
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed):
+    generate(db_url, 300, progress=_quiet)
+    assert run(db)["mode"] == "full"
+    rng = random.Random(seed)
+    next_id = [1_000]
+    applied = []
+    for _ in range(12):
+        applied += [_random_change(db, rng, next_id) for _ in range(rng.randint(1, 3))]
+        incremental = run(db)
+        assert (incremental["status"], incremental["mode"]) == ("succeeded", "incremental"), applied
+
+    before = db.execute(
+        f"SELECT {COMPARED} FROM pipeline.patient_journey_schedule_window ORDER BY 2, 3"
+    ).fetchall()
+    full = run(db, full=True)
+    assert full["mode"] == "full"
+    assert (full["rows_inserted"], full["rows_updated"]) == (0, 0), applied
+    after = db.execute(
+        f"SELECT {COMPARED} FROM pipeline.patient_journey_schedule_window ORDER BY 2, 3"
+    ).fetchall()
+    assert after == before
+    assert _failures(db, full["run_id"]) == _failures(db, incremental["run_id"]), applied
+    assert full["rows_held_back"] == incremental["rows_held_back"]
+
+
+def test_nothing_queued_is_a_noop_that_keeps_reporting_the_failures(db, db_url):
+    generate(db_url, 100, progress=_quiet)
+    first = run(db)
+    noop = run(db)
+    assert (noop["mode"], noop["rows_inserted"], noop["rows_updated"]) == ("noop", 0, 0)
+    assert noop["rows_held_back"] == first["rows_held_back"] > 0
+    assert _failures(db, noop["run_id"]) == _failures(db, first["run_id"])
+    current = db.execute("SELECT count(*) AS n FROM pipeline.current_failures").fetchone()
+    assert current["n"] == len(_failures(db, first["run_id"]))
+
+
+@pytest.mark.parametrize(
+    "bypass",
+    [
+        "TRUNCATE public.survey_result",
+        "INSERT INTO pipeline.milestone_alias VALUES ('surgery', 'operation')",
+        "ALTER TABLE public.patient_journey DISABLE TRIGGER pipeline_capture_update",
+        "DROP TRIGGER pipeline_capture_insert ON public.activity",
+    ],
+)
+def test_changes_that_bypass_or_outgrow_the_queue_make_a_full_run(db, db_url, bypass):
+    generate(db_url, 50, progress=_quiet)
+    run(db)
+    db.execute(bypass)
+    assert run(db)["mode"] == "full"
+
+
+def test_migrate_reinstalls_missing_triggers(db, db_url):
+    from pytools.migrations import migrate
+
+    db.execute("DROP TRIGGER pipeline_capture_insert ON public.activity")
+    assert migrate(db_url).unwatched == []
+    run(db)
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(1, "x", None)])
+    assert run(db)["mode"] == "incremental"
+
+
+def test_a_change_committed_during_a_run_is_processed_by_that_run_or_the_next(db, db_url):
+    generate(db_url, 50, progress=_quiet)
+    run(db)
+    blocker = psycopg.connect(db_url)
+    blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")  # the run waits after draining
+    done = threading.Event()
+
+    def background_run() -> None:
+        with psycopg.connect(db_url, autocommit=True, application_name="slow-run") as conn:
+            conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+        done.set()
+
+    db.execute("UPDATE public.patient_journey SET operation_date = DATE '2030-01-01' WHERE id = 1")
+    thread = threading.Thread(target=background_run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not db.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'slow-run' AND wait_event_type = 'Lock'"
+    ).fetchone():
+        assert time.monotonic() < deadline, "the run never reached the lock"
+        time.sleep(0.05)
+    db.execute("UPDATE public.patient_journey SET operation_date = DATE '2031-02-02' WHERE id = 2")
+    blocker.rollback()
+    blocker.close()
+    thread.join(30)
+    assert done.is_set()
+    run(db)
+
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        dates = {
+            r["patient_journey_id"]: r["milestone_date"]
+            for r in conn.execute(
+                "SELECT DISTINCT patient_journey_id, milestone_date "
+                "FROM pipeline.patient_journey_schedule_window "
+                "WHERE patient_journey_id IN (1, 2) AND schedule_milestone_slug = 'operation'"
+            )
+        }
+    assert str(dates[1]) == "2030-01-01" and str(dates[2]) == "2031-02-02"
+
+
+def test_application_roles_need_no_rights_on_the_pipeline_schema(db, db_url):
+    db.execute("CREATE ROLE pjp_app_writer LOGIN")
+    try:
+        db.execute("GRANT INSERT, UPDATE ON public.patient_journey TO pjp_app_writer")
+        app = db_url.replace("postgresql://postgres@", "postgresql://pjp_app_writer@")
+        with psycopg.connect(app, autocommit=True) as conn:
+            conn.execute("INSERT INTO public.patient_journey (id, journey_id) VALUES (77, 1)")
+        queued = db.execute(
+            "SELECT keys FROM pipeline.change_queue WHERE kind = 'patient_journey'"
+        ).fetchall()
+        assert [77] in [r["keys"] for r in queued]
+    finally:
+        db.execute("DROP OWNED BY pjp_app_writer")
+        db.execute("DROP ROLE pjp_app_writer")
