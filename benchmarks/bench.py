@@ -80,8 +80,8 @@ def median_of(prepare: Callable[[], Any], action: Callable[[], Any]) -> float:
     return statistics.median(samples)
 
 
-def call_run(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("CALL pipeline.run_patient_journey_pipeline('benchmark')")
+def call_run(conn: psycopg.Connection[Any], *, full: bool = False) -> None:
+    conn.execute("CALL pipeline.run_patient_journey_pipeline('benchmark', %s)", (full,))
 
 
 def temp_bytes(conn: psycopg.Connection[Any]) -> int:
@@ -102,11 +102,13 @@ def measure_ours(url: str) -> dict[str, float]:
     results: dict[str, float] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         before = temp_bytes(conn)
-        call_run(conn)
+        call_run(conn, full=True)
         time.sleep(0.7)  # statistics reach pg_stat_database asynchronously
         results["full_load_temp_bytes"] = temp_bytes(conn) - before
         results["rows"] = window_rows(conn)
-        results["full_load_s"] = median_of(lambda: conn.execute(f"TRUNCATE {WINDOW}"), lambda: call_run(conn))
+        results["full_load_s"] = median_of(
+            lambda: conn.execute(f"TRUNCATE {WINDOW}"), lambda: call_run(conn, full=True)
+        )
         log(f"  full load: {results['full_load_s']:.2f} s for {results['rows']:,} rows")
 
         conn.execute(f"CREATE TABLE bench_rows AS SELECT * FROM {WINDOW}")
@@ -135,7 +137,8 @@ def measure_ours(url: str) -> dict[str, float]:
             first = JOURNEYS + step * 1000
             conn.execute(
                 "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
-                "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 FROM generate_series(%s::int, %s::int) AS n",
+                "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 "
+                "FROM generate_series(%s::int, %s::int) AS n",
                 (first, first + 99),
             )
             conn.execute(
@@ -145,7 +148,31 @@ def measure_ours(url: str) -> dict[str, float]:
 
         results["small_change_s"] = median_of(small_change, lambda: call_run(conn))
         log(f"  small change: {results['small_change_s'] * 1000:.0f} ms")
+        results.update(measure_trigger_cost(conn))
     return results
+
+
+def measure_trigger_cost(conn: psycopg.Connection[Any]) -> dict[str, float]:
+    """The application's bulk insert of patient journeys with and without change capture."""
+    first = JOURNEYS * 10
+    bulk = (
+        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date, discharge_date) "
+        "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90, DATE '2026-01-05' + n %% 90 "
+        "FROM generate_series(%s::int, %s::int) AS n"
+    )
+    batch = max(JOURNEYS // 2, 1000)
+    triggers = "ALTER TABLE public.patient_journey {} TRIGGER pipeline_capture_insert"
+    samples: dict[str, list[float]] = {"with": [], "without": []}
+    for _ in range(REPEAT):
+        for mode in ("without", "with"):
+            conn.execute(triggers.format("DISABLE" if mode == "without" else "ENABLE"))
+            samples[mode].append(timed(lambda: conn.execute(bulk, (first, first + batch - 1))))
+            conn.execute("DELETE FROM public.patient_journey WHERE id >= %s", (first,))
+    conn.execute(triggers.format("ENABLE"))
+    conn.execute("VACUUM public.patient_journey")
+    with_s, without_s = statistics.median(samples["with"]), statistics.median(samples["without"])
+    log(f"  bulk insert of {batch:,} patient journeys: {without_s:.3f} s bare, {with_s:.3f} s with triggers")
+    return {"bulk_insert_rows": batch, "bulk_insert_s": without_s, "bulk_insert_with_triggers_s": with_s}
 
 
 def measure_old(url: str) -> dict[str, float]:
@@ -179,7 +206,9 @@ def main() -> int:
         old_run = {key: statistics.median(r[key] for r in old_runs) for key in old_runs[0]}
         log(f"  old approach: {old_run['seconds']:.1f} s for {old_run['rows']:,.0f} rows")
         with psycopg.connect(small_url, autocommit=True) as conn:
-            ours_small = median_of(lambda: conn.execute(f"TRUNCATE {WINDOW}"), lambda: call_run(conn))
+            ours_small = median_of(
+                lambda: conn.execute(f"TRUNCATE {WINDOW}"), lambda: call_run(conn, full=True)
+            )
             small_rows = window_rows(conn)
         cli_mib = measure_cli_memory(small_url)
 
@@ -200,6 +229,9 @@ def main() -> int:
         ("peak RSS, old approach", f"{old_mib:.0f} MiB", "1.00x"),
         ("peak RSS, run-now", f"{cli_mib:.0f} MiB", f"{cli_mib / old_mib:.2f}x the old approach"),
         ("temp file bytes, full load", f"{big['full_load_temp_bytes'] / 2**20:.0f} MiB", ""),
+        (f"bulk insert, {big['bulk_insert_rows']:,.0f} journeys", f"{big['bulk_insert_s']:.3f} s", "1.00x"),
+        ("  the same with change capture", f"{big['bulk_insert_with_triggers_s']:.3f} s",
+         f"{big['bulk_insert_with_triggers_s'] / big['bulk_insert_s']:.2f}x (target < 1.10x)"),
     ]  # fmt: skip
     width = max(len(f[0]) for f in figures)
     print(

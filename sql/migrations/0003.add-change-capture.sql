@@ -31,6 +31,7 @@ CREATE TABLE pipeline.held_back_pair (
 );
 
 CREATE INDEX held_back_pair_held_back_idx ON pipeline.held_back_pair (held_back);
+CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity_id);
 
 COMMENT ON TABLE pipeline.held_back_pair IS
     'Pairs the latest runs could not load, and why; the failures of each run are counted from it.';

@@ -1,5 +1,5 @@
 -- Build pg_temp.run_candidate: every (patient journey, activity) pair the source holds (or, when
--- p_scoped, those of the patient journeys in pg_temp.run_scope), joined to its activity, parsed
+-- p_scoped, those in the scope _build_scope made), joined to its activity, parsed
 -- schedule and milestone date, with held_back naming why a pair cannot load.
 CREATE OR REPLACE FUNCTION pipeline._collect_candidates(p_scoped boolean)
 RETURNS void
@@ -13,9 +13,26 @@ DECLARE
     v_last_day constant integer := DATE '5874897-12-31' - DATE '2000-01-01';
     v_date_cases text;
     v_unusable text[];
-    v_in_scope constant text := CASE WHEN p_scoped
-        THEN 'IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)' ELSE 'IS NOT NULL' END;
+    v_journey_pairs constant text :=
+        'SELECT pj.id AS patient_journey_id, ja.activity_id '
+        'FROM public.patient_journey AS pj JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id '
+        'WHERE pj.id IS NOT NULL AND ja.activity_id IS NOT NULL';
+    v_survey_pairs constant text :=
+        'SELECT sr.patient_journey_id, sr.activity_id FROM public.survey_result AS sr '
+        'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL';
+    v_in_journeys constant text := ' IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)';
+    v_in_activities constant text := ' IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)';
+    v_pairs text;
 BEGIN
+    -- Scoped: one branch per kind of scope, so that each can use its own index.
+    v_pairs := CASE WHEN p_scoped THEN
+        concat_ws(' UNION ',
+                  v_journey_pairs || ' AND pj.id' || v_in_journeys,
+                  v_journey_pairs || ' AND ja.activity_id' || v_in_activities,
+                  v_survey_pairs || ' AND sr.patient_journey_id' || v_in_journeys,
+                  v_survey_pairs || ' AND sr.activity_id' || v_in_activities)
+        ELSE v_journey_pairs || ' UNION ' || v_survey_pairs END;
+
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
            coalesce(array_agg(c.milestone_slug) FILTER (WHERE NOT c.usable), '{}')
@@ -25,14 +42,7 @@ BEGIN
     EXECUTE format($sql$
         CREATE TEMP TABLE run_candidate ON COMMIT DROP AS
         WITH pair AS (
-            SELECT pj.id AS patient_journey_id, ja.activity_id
-            FROM public.patient_journey AS pj
-            JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
-            WHERE pj.id %s AND ja.activity_id IS NOT NULL
-            UNION
-            SELECT sr.patient_journey_id, sr.activity_id
-            FROM public.survey_result AS sr
-            WHERE sr.patient_journey_id %s AND sr.activity_id IS NOT NULL
+            %s
         ),
         joined AS (
             SELECT p.patient_journey_id,
@@ -78,7 +88,7 @@ BEGIN
                    AS window_end_date
         FROM classified AS c
     $sql$,
-        v_in_scope, v_in_scope,
+        v_pairs,
         coalesce(v_date_cases, 'WHEN NULL THEN NULL::date'),
         v_unusable,
         v_first_day, v_last_day, v_first_day, v_last_day);

@@ -1,5 +1,5 @@
 -- Bring pipeline.held_back_pair up to date with the recomputed pairs (all of them, or those of
--- run_scope when p_scoped), then write one failure row per problem it holds: per broken
+-- the incremental scope when p_scoped), then write one failure row per problem it holds: per broken
 -- schedule, per missing reference, per unusable milestone, per out-of-range row.
 -- Returns how many pairs are held back now.
 CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean)
@@ -13,6 +13,8 @@ BEGIN
     IF p_scoped THEN
         DELETE FROM pipeline.held_back_pair AS h
         WHERE h.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s);
+        DELETE FROM pipeline.held_back_pair AS h
+        WHERE h.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s);
     ELSE
         DELETE FROM pipeline.held_back_pair;
     END IF;
