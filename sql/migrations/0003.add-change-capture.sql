@@ -36,6 +36,12 @@ CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity
 COMMENT ON TABLE pipeline.held_back_pair IS
     'Pairs the latest runs could not load, and why; the failures of each run are counted from it.';
 
+ALTER TABLE pipeline.settings
+    ADD COLUMN work_mem text NOT NULL DEFAULT '256MB';
+
+COMMENT ON COLUMN pipeline.settings.work_mem IS
+    'work_mem for the run''s own transaction: room to join and sort millions of pairs in memory.';
+
 ALTER TABLE pipeline.pipeline_runs
     ADD COLUMN mode text CHECK (mode IN ('full', 'incremental', 'noop'));
 
@@ -47,3 +53,5 @@ DROP PROCEDURE IF EXISTS pipeline.run_patient_journey_pipeline(text);
 DROP FUNCTION IF EXISTS pipeline._execute_run(bigint);
 DROP FUNCTION IF EXISTS pipeline._collect_candidates();
 DROP FUNCTION IF EXISTS pipeline._record_held_back(bigint);
+DROP FUNCTION IF EXISTS pipeline._write_windows(bigint, bigint);
+DROP FUNCTION IF EXISTS pipeline._upsert_windows(bigint);

@@ -9,6 +9,7 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_mode text;
+    v_candidates text;
     v_held_back bigint;
     v_written record;
     ex_sqlstate text;
@@ -17,6 +18,7 @@ DECLARE
     ex_context text;
 BEGIN
     BEGIN
+        PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
         v_mode := pipeline._drain_changes(p_full);
         IF v_mode = 'noop' THEN
             v_held_back := pipeline._carry_failures_forward(p_run_id);
@@ -26,9 +28,9 @@ BEGIN
             IF v_mode = 'incremental' THEN
                 PERFORM pipeline._build_scope();
             END IF;
-            PERFORM pipeline._collect_candidates(v_mode = 'incremental');
-            v_held_back := pipeline._record_held_back(p_run_id, v_mode = 'incremental');
-            SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id);
+            v_candidates := pipeline._candidate_query(v_mode = 'incremental');
+            v_held_back := pipeline._record_held_back(p_run_id, v_mode = 'incremental', v_candidates);
+            SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_candidates);
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
 

@@ -2,7 +2,7 @@
 -- the incremental scope when p_scoped), then write one failure row per problem it holds: per broken
 -- schedule, per missing reference, per unusable milestone, per out-of-range row.
 -- Returns how many pairs are held back now.
-CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean)
+CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean, p_candidates text)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
@@ -18,13 +18,13 @@ BEGIN
     ELSE
         DELETE FROM pipeline.held_back_pair;
     END IF;
-    INSERT INTO pipeline.held_back_pair
-        (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
-         milestone_date, start_offset_days, end_offset_days)
-    SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
-           c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days
-    FROM pg_temp.run_candidate AS c
-    WHERE c.held_back IS NOT NULL;
+    EXECUTE format(
+        'INSERT INTO pipeline.held_back_pair '
+        '    (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug, '
+        '     milestone_date, start_offset_days, end_offset_days) '
+        'SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug, '
+        '       c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days '
+        'FROM (%s) AS c WHERE c.held_back IS NOT NULL', p_candidates);
 
     INSERT INTO pipeline.pipeline_failures
         (run_id, stage, schedule_id, schedule_slug, patient_journey_id, activity_id,
@@ -85,5 +85,5 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._record_held_back(bigint, boolean) IS
+COMMENT ON FUNCTION pipeline._record_held_back(bigint, boolean, text) IS
     'Run step 3: logs each problem of the run to pipeline_failures with the pairs it held back; returns their total.';

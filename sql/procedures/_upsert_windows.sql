@@ -1,6 +1,9 @@
--- Write the run's loadable candidates in one statement. Should that statement fail, fall back
--- to one pair at a time so that only the bad rows are logged and skipped.
+-- Write the run's loadable candidates in one statement; into an empty window table, insert
+-- first and build the key index after, several times faster than maintaining it row by row.
+-- Should the bulk statement fail, fall back to one pair at a time so that only the bad rows
+-- are logged and skipped.
 CREATE OR REPLACE FUNCTION pipeline._upsert_windows(p_run_id bigint,
+                                                    p_candidates text,
                                                     OUT rows_inserted bigint,
                                                     OUT rows_updated bigint,
                                                     OUT rows_failed bigint)
@@ -17,7 +20,25 @@ DECLARE
 BEGIN
     rows_failed := 0;
     BEGIN
-        SELECT * INTO rows_inserted, rows_updated FROM pipeline._write_windows(NULL, NULL);
+        IF NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window) THEN
+            ALTER TABLE pipeline.patient_journey_schedule_window
+                DROP CONSTRAINT patient_journey_schedule_window_pkey;
+            EXECUTE format(
+                'INSERT INTO pipeline.patient_journey_schedule_window '
+                '    (patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, '
+                '     schedule_slug, schedule_start_offset_days, schedule_end_offset_days, '
+                '     schedule_milestone_slug, milestone_date, window_start_date, window_end_date) '
+                'SELECT c.patient_id, c.patient_journey_id, c.activity_id, c.content_slug, c.schedule_id, '
+                '       c.schedule_slug, c.start_offset_days, c.end_offset_days, c.milestone_slug, '
+                '       c.milestone_date, c.window_start_date, c.window_end_date '
+                'FROM (%s) AS c WHERE c.held_back IS NULL', p_candidates);
+            GET DIAGNOSTICS rows_inserted = ROW_COUNT;
+            rows_updated := 0;
+            ALTER TABLE pipeline.patient_journey_schedule_window
+                ADD CONSTRAINT patient_journey_schedule_window_pkey PRIMARY KEY (patient_journey_id, activity_id);
+        ELSE
+            SELECT * INTO rows_inserted, rows_updated FROM pipeline._write_windows(p_candidates, NULL, NULL);
+        END IF;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS ex_message = MESSAGE_TEXT;
@@ -26,6 +47,7 @@ BEGIN
 
     rows_inserted := 0;
     rows_updated := 0;
+    EXECUTE format('CREATE TEMP TABLE run_candidate ON COMMIT DROP AS %s', p_candidates);
     CREATE INDEX ON pg_temp.run_candidate (patient_journey_id, activity_id);
     FOR v_pair IN
         SELECT c.patient_journey_id, c.activity_id, c.schedule_id, c.schedule_slug
@@ -34,7 +56,8 @@ BEGIN
     LOOP
         BEGIN
             SELECT * INTO v_written
-            FROM pipeline._write_windows(v_pair.patient_journey_id, v_pair.activity_id);
+            FROM pipeline._write_windows('SELECT * FROM pg_temp.run_candidate',
+                                         v_pair.patient_journey_id, v_pair.activity_id);
             rows_inserted := rows_inserted + v_written.rows_inserted;
             rows_updated := rows_updated + v_written.rows_updated;
         EXCEPTION WHEN OTHERS THEN
@@ -51,5 +74,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._upsert_windows(bigint) IS
-    'Run step 4: writes new and changed pairs in one statement; a row-by-row fallback isolates bad rows.';
+COMMENT ON FUNCTION pipeline._upsert_windows(bigint, text) IS
+    'Run step 4: writes new and changed pairs in one statement (index built after when the table is empty); '
+    'a row-by-row fallback isolates bad rows.';

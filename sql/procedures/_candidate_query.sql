@@ -1,8 +1,10 @@
--- Build pg_temp.run_candidate: every (patient journey, activity) pair the source holds (or, when
--- p_scoped, those in the scope _build_scope made), joined to its activity, parsed
--- schedule and milestone date, with held_back naming why a pair cannot load.
-CREATE OR REPLACE FUNCTION pipeline._collect_candidates(p_scoped boolean)
-RETURNS void
+-- The query of this run's candidates: every (patient journey, activity) pair the source holds
+-- (or, when p_scoped, those in the scope _build_scope made), joined to its activity, parsed
+-- schedule (pg_temp.run_schedule) and milestone date, with held_back naming why a pair cannot
+-- load (NULL = it loads). Returned as text and run twice, for the held-back pairs and for the
+-- load: recomputing the join is cheaper than writing millions of rows to a temp table.
+CREATE OR REPLACE FUNCTION pipeline._candidate_query(p_scoped boolean)
+RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
@@ -20,6 +22,19 @@ DECLARE
     v_survey_pairs constant text :=
         'SELECT sr.patient_journey_id, sr.activity_id FROM public.survey_result AS sr '
         'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL';
+    -- Full runs: the journeys' pairs are unique by construction, so only the few survey pairs
+    -- that no journey prescribes need de-duplicating, not all millions of pairs.
+    v_all_pairs constant text :=
+        'SELECT pj.id AS patient_journey_id, ja.activity_id FROM public.patient_journey AS pj '
+        'JOIN (SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j '
+        '      WHERE j.activity_id IS NOT NULL) AS ja ON ja.journey_id = pj.journey_id '
+        'WHERE pj.id IS NOT NULL '
+        'UNION ALL '
+        'SELECT DISTINCT sr.patient_journey_id, sr.activity_id FROM public.survey_result AS sr '
+        'LEFT JOIN public.patient_journey AS pj ON pj.id = sr.patient_journey_id '
+        'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
+        '  AND NOT EXISTS (SELECT FROM public.journey_activity AS ja '
+        '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)';
     v_in_journeys constant text := ' IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)';
     v_in_activities constant text := ' IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)';
     v_pairs text;
@@ -31,7 +46,7 @@ BEGIN
                   v_journey_pairs || ' AND ja.activity_id' || v_in_activities,
                   v_survey_pairs || ' AND sr.patient_journey_id' || v_in_journeys,
                   v_survey_pairs || ' AND sr.activity_id' || v_in_activities)
-        ELSE v_journey_pairs || ' UNION ' || v_survey_pairs END;
+        ELSE v_all_pairs END;
 
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
@@ -39,8 +54,7 @@ BEGIN
     INTO v_date_cases, v_unusable
     FROM pipeline._milestone_date_columns() AS c;
 
-    EXECUTE format($sql$
-        CREATE TEMP TABLE run_candidate ON COMMIT DROP AS
+    RETURN format($sql$
         WITH pair AS (
             %s
         ),
@@ -92,9 +106,8 @@ BEGIN
         coalesce(v_date_cases, 'WHEN NULL THEN NULL::date'),
         v_unusable,
         v_first_day, v_last_day, v_first_day, v_last_day);
-    ANALYZE pg_temp.run_candidate;
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._collect_candidates(boolean) IS
-    'Run step 2: builds the temp table run_candidate with the source pairs (all, or run_scope''s), their windows and why any is held back.';
+COMMENT ON FUNCTION pipeline._candidate_query(boolean) IS
+    'Run step 2: the SQL of the candidate pairs (all, or the scope''s) with their windows and why any is held back.';
