@@ -9,7 +9,6 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_mode text;
-    v_candidates text;
     v_held_back bigint;
     v_written record;
     ex_sqlstate text;
@@ -28,9 +27,10 @@ BEGIN
             IF v_mode = 'incremental' THEN
                 PERFORM pipeline._build_scope();
             END IF;
-            v_candidates := pipeline._candidate_query(v_mode = 'incremental');
-            v_held_back := pipeline._record_held_back(p_run_id, v_mode = 'incremental', v_candidates);
-            SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_candidates);
+            v_held_back := pipeline._record_held_back(
+                p_run_id, v_mode = 'incremental', pipeline._candidate_query(v_mode = 'incremental', true));
+            SELECT * INTO v_written
+            FROM pipeline._upsert_windows(p_run_id, pipeline._candidate_query(v_mode = 'incremental', false));
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
 
