@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import psycopg
+
 from pytools import cron, migrations, report, runs
 from pytools.config import resolve_database_url
+from pytools.db import database_error
 from pytools.errors import ExitCode, UserError
 
 EXIT_CODES = """exit codes:
@@ -253,6 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except psycopg.Error as exc:
+        # e.g. no privilege on a pipeline table, or the connection lost mid-command
+        failed = database_error(args.command, exc)
+        print(f"error: {failed}", file=sys.stderr)
+        return int(failed.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

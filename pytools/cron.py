@@ -101,7 +101,11 @@ def schedule(url: str, cron_expr: str, job_name: str) -> Job:
         except psycopg.Error as exc:
             raise database_error("scheduling the pg_cron job", exc) from None
         job = find_job(conn, job_name)
-    assert job is not None, "pg_cron accepted the job but cron.job does not show it"
+    if job is None:  # e.g. row-level security on cron.job hides jobs of other users
+        raise UserError(
+            f"pg_cron accepted job {job_name!r} but cron.job does not show it to this user",
+            ExitCode.DATABASE_ERROR,
+        )
     return job
 
 

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from pytools import cron, migrations, report, runs
 from pytools.cluster import LocalCluster, server_user_can_use
 from pytools.db import connect
+from pytools.errors import ExitCode, UserError
 from pytools.sql_files import sample_file
 
 DEMO_DATABASE = "pipeline_demo"
@@ -32,7 +33,10 @@ def demo_datadir(workdir: Path) -> Path:
 
 
 def demo_cluster(workdir: Path) -> LocalCluster:
-    port = int(os.environ.get("PIPELINE_DEMO_PORT", DEFAULT_PORT))
+    text = os.environ.get("PIPELINE_DEMO_PORT", str(DEFAULT_PORT))
+    if not text.isdigit():
+        raise UserError(f"PIPELINE_DEMO_PORT={text!r} is not a port number", ExitCode.USAGE)
+    port = int(text)
     return LocalCluster(demo_datadir(workdir), port)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import tuple_row
 from yoyo import get_backend, read_migrations
+from yoyo.exceptions import LockTimeout
 
 from pytools.config import yoyo_url
 from pytools.db import connect, database_error
@@ -42,19 +43,28 @@ def migrate(url: str) -> MigrateResult:
             backend.apply_migrations(pending)
     except psycopg.Error as exc:
         raise database_error("applying migrations", exc) from None
+    except LockTimeout:
+        raise UserError(
+            "another migrate holds yoyo's lock: wait for it, or clear a stale lock with "
+            "DELETE FROM pipeline.yoyo_lock",
+            ExitCode.DATABASE_ERROR,
+        ) from None
     finally:
         backend.connection.close()
 
     with connect(url, autocommit=False) as conn:
+        step = "waiting for another migrate"
         try:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROUTINE_LOCK_KEY,))
             for path in routine_files():
+                step = f"creating routines ({path.name})"
                 conn.execute(path.read_text(encoding="utf-8").encode())
+            step = "installing change capture"
             unwatched = conn.execute("SELECT table_name, problem FROM pipeline.install_change_capture()")
             problems = [(str(table), str(problem)) for table, problem in unwatched.fetchall()]
             conn.commit()
         except psycopg.Error as exc:
-            raise database_error(f"creating routines ({path.name})", exc) from None
+            raise database_error(step, exc) from None
     return MigrateResult(applied=[m.id for m in pending], routines=len(routine_files()), unwatched=problems)
 
 

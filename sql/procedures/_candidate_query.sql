@@ -68,7 +68,12 @@ BEGIN
         coalesce(v_date_cases, 'WHEN NULL THEN NULL::date'));
 
     RETURN format($sql$
-        WITH activity_info AS (
+        WITH journey AS (
+            -- DISTINCT ON: a duplicated patient journey id must not duplicate its pairs
+            SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x
+            WHERE x.id IS NOT NULL ORDER BY x.id, x.journey_id, x.patient_id
+        ),
+        activity_info AS (
             SELECT a.id AS activity_id, a.content_slug, a.schedule_id, s.schedule_slug,
                    s.start_offset_days, s.end_offset_days, s.milestone_slug,
                    CASE
@@ -101,7 +106,7 @@ BEGIN
                    END AS held_back
             FROM (
                 SELECT %4$s
-                FROM public.patient_journey AS pj
+                FROM journey AS pj
                 JOIN (SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j
                       WHERE j.activity_id IS NOT NULL) AS ja ON ja.journey_id = pj.journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = ja.activity_id
@@ -111,12 +116,12 @@ BEGIN
                 FROM (
                     SELECT DISTINCT sr.patient_journey_id, sr.activity_id
                     FROM %7$s AS sr
-                    LEFT JOIN public.patient_journey AS pj ON pj.id = sr.patient_journey_id
+                    LEFT JOIN journey AS pj ON pj.id = sr.patient_journey_id
                     WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL
                       AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
                                       WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)
                 ) AS p
-                LEFT JOIN public.patient_journey AS pj ON pj.id = p.patient_journey_id
+                LEFT JOIN journey AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
             ) AS r
         ) AS c

@@ -9,6 +9,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 BEGIN
+    BEGIN
     IF TG_OP = 'TRUNCATE' OR TG_ARGV[0] = 'full' THEN
         INSERT INTO pipeline.change_queue (kind) VALUES ('full');
     ELSIF TG_OP = 'INSERT' THEN
@@ -25,9 +26,17 @@ BEGIN
                        'UNION ALL SELECT %2$I FROM new_rows) AS touched HAVING count(k) > 0',
                        TG_ARGV[0], TG_ARGV[1]);
     END IF;
+    EXCEPTION WHEN OTHERS THEN
+        -- Never break the application's statement (e.g. a renamed key column): fall back to
+        -- asking for a full run, which needs no keys.
+        INSERT INTO pipeline.change_queue (kind) VALUES ('full');
+    END;
     RETURN NULL;
 END;
 $$;
+
+-- Fired by triggers only; nobody needs to attach it to tables of their own.
+REVOKE ALL ON FUNCTION pipeline._capture_changes() FROM PUBLIC;
 
 COMMENT ON FUNCTION pipeline._capture_changes() IS
     'Trigger: queues the keys each statement on a source table touched (pipeline.change_queue).';

@@ -13,10 +13,10 @@ AS $$
                WHERE att.attrelid = to_regclass('public.patient_journey')
                  AND att.attname = m.date_column
                  AND NOT att.attisdropped
-                 AND att.atttypid IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)
+                 AND att.atttypid IN ('date'::regtype, 'timestamp'::regtype)  -- timestamptz: its date depends on TimeZone
            )
     FROM pipeline.milestone AS m
 $$;
 
 COMMENT ON FUNCTION pipeline._milestone_date_columns() IS
-    'Each milestone with its date column and whether that column exists in public.patient_journey as date or timestamp.';
+    'Each milestone with its date column and whether that column exists in public.patient_journey as date or timestamp (not timestamptz).';

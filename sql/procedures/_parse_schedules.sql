@@ -10,7 +10,7 @@ DECLARE
     v_window record;
     ex_sqlstate text;
     ex_message text;
-    ex_detail text;
+    ex_hint text;
 BEGIN
     CREATE TEMP TABLE run_schedule (
         schedule_id bigint PRIMARY KEY,
@@ -38,9 +38,9 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS ex_sqlstate = RETURNED_SQLSTATE,
                                     ex_message = MESSAGE_TEXT,
-                                    ex_detail = PG_EXCEPTION_HINT;
+                                    ex_hint = PG_EXCEPTION_HINT;
             INSERT INTO pg_temp.run_schedule (schedule_id, schedule_slug, sqlstate, error_message, error_detail)
-            VALUES (v_schedule.id, v_schedule.slug, ex_sqlstate, ex_message, nullif(ex_detail, ''));
+            VALUES (v_schedule.id, v_schedule.slug, ex_sqlstate, ex_message, nullif(ex_hint, ''));
         END;
     END LOOP;
     ANALYZE pg_temp.run_schedule;

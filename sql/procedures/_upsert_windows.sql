@@ -68,6 +68,9 @@ BEGIN
                  sqlstate, error_message, error_detail, error_context, rows_held_back)
             VALUES (p_run_id, 'load', v_pair.schedule_id, v_pair.schedule_slug, v_pair.patient_journey_id,
                     v_pair.activity_id, ex_sqlstate, ex_message, nullif(ex_detail, ''), ex_context, 1);
+            -- not in held_back_pair, so queue it again: the next run retries and reports it
+            INSERT INTO pipeline.change_queue (kind, keys)
+            VALUES ('patient_journey', ARRAY[v_pair.patient_journey_id]);
             rows_failed := rows_failed + 1;
         END;
     END LOOP;

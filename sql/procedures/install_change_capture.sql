@@ -44,6 +44,24 @@ BEGIN
         EXCEPTION WHEN insufficient_privilege THEN
             problem := format('no right to create triggers: GRANT TRIGGER ON %s TO %I', v_target, current_user);
             RETURN NEXT;
+            CONTINUE;
+        END;
+        -- Fire also for writers in session_replication_role = replica (logical replication,
+        -- pg_restore --disable-triggers); that needs the table's owner.
+        BEGIN
+            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_truncate', v_target);
+            IF v_watch.kind = 'full' THEN
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_changes', v_target);
+            ELSE
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_insert', v_target);
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_update', v_target);
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_delete', v_target);
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+            problem := format('not its owner, so changes made under session_replication_role = replica '
+                              'are not captured: the owner can run ALTER TABLE %s ENABLE ALWAYS TRIGGER ...',
+                              v_target);
+            RETURN NEXT;
         END;
     END LOOP;
 END;

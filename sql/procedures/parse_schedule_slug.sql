@@ -4,7 +4,8 @@ CREATE OR REPLACE FUNCTION pipeline.parse_schedule_slug(p_slug text)
 RETURNS TABLE (start_offset_days integer, end_offset_days integer, milestone_slug text)
 LANGUAGE plpgsql
 STABLE
-PARALLEL SAFE
+PARALLEL UNSAFE  -- its exception block starts a subtransaction
+ROWS 1
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE

@@ -12,6 +12,8 @@ DECLARE
     v_status text;
     v_run record;
 BEGIN
+    -- Fails at once inside a transaction block, before the lock below could leak there.
+    COMMIT;
     IF NOT pg_catalog.pg_try_advisory_lock(v_lock_key) THEN
         INSERT INTO pipeline.pipeline_runs (trigger, status, finished_at, error_message)
         VALUES (coalesce(p_trigger, 'manual'), 'skipped', pg_catalog.clock_timestamp(),
@@ -44,3 +46,7 @@ COMMENT ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) IS
     'One run: parse slugs, match milestones, upsert patient_journey_schedule_window, log failures and the run. '
     'Recomputes only what the change queue names unless p_full. '
     'CALL it outside a transaction block; a concurrent call records itself as skipped.';
+
+-- Running the pipeline is granted, not public (a caller without rights on its tables would
+-- fail after taking the lock).
+REVOKE ALL ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) FROM PUBLIC;

@@ -1,0 +1,128 @@
+"""Ways the pipeline could stop, duplicate or miss rows, each shown not to happen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.pipeline_helpers import current_failures, insert, one_journey, run, windows
+
+
+def test_a_call_inside_a_transaction_block_fails_without_leaking_the_lock(db, db_url):
+    one_journey(db)
+    with psycopg.connect(db_url) as conn:  # not autocommit: psycopg opens a transaction
+        with pytest.raises(psycopg.errors.InvalidTransactionTermination):
+            conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+        conn.rollback()
+        held = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        assert held.fetchone() == (0,)
+        assert run(db)["status"] == "succeeded"  # another session is not skipped
+
+
+def test_duplicated_ids_in_the_source_give_one_row_per_pair(db):
+    one_journey(db)
+    insert(
+        db,
+        "activity",
+        ["id", "content_slug", "schedule_id"],
+        [(10, "knee-survey", 100), (11, "x", 999), (11, "x", 999)],
+    )
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 11), (1, 10)])
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, 501, 1, "2026-03-10")],
+    )
+    for full in (True, False):
+        result = run(db, full=full)
+        assert result["status"] == "succeeded", result
+    assert list(windows(db)) == [(1, 10)]
+    held = [f for f in current_failures(db) if f["schedule_id"] == 999]
+    assert len(held) == 1 and held[0]["rows_held_back"] == 1
+
+
+def test_changes_made_in_replica_mode_are_captured(db):
+    one_journey(db)
+    run(db)
+    with db.transaction():
+        db.execute("SET LOCAL session_replication_role = replica")
+        db.execute("UPDATE public.patient_journey SET operation_date = '2026-04-01' WHERE id = 1")
+    result = run(db)
+    assert (result["mode"], result["rows_updated"]) == ("incremental", 1)
+    assert str(windows(db)[(1, 10)]["milestone_date"]) == "2026-04-01"
+
+
+def test_a_broken_capture_trigger_never_breaks_the_application_and_asks_for_a_full_run(db):
+    one_journey(db)
+    run(db)
+    db.execute("ALTER TABLE public.survey_result RENAME COLUMN patient_journey_id TO pj_id")
+    try:
+        db.execute("INSERT INTO public.survey_result (id, pj_id, activity_id) VALUES (1, 1, 10)")
+        kinds = [r["kind"] for r in db.execute("SELECT kind FROM pipeline.change_queue")]
+        assert kinds == ["full"]
+    finally:
+        db.execute("ALTER TABLE public.survey_result RENAME COLUMN pj_id TO patient_journey_id")
+
+
+def test_a_row_the_table_refuses_is_logged_and_retried_while_the_others_load(db):
+    one_journey(db)
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(13, "refused", 100)])
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 13)])
+    db.execute(
+        "ALTER TABLE pipeline.patient_journey_schedule_window ADD CONSTRAINT no_13 CHECK (activity_id <> 13)"
+    )
+    first = run(db)
+    assert (first["status"], first["rows_inserted"]) == ("succeeded", 1)
+    refused = [f for f in current_failures(db) if f["stage"] == "load"]
+    assert [(f["patient_journey_id"], f["activity_id"], f["sqlstate"]) for f in refused] == [(1, 13, "23514")]
+    again = run(db)  # re-queued, so still reported rather than forgotten
+    assert again["mode"] == "incremental"
+    assert [f["activity_id"] for f in current_failures(db) if f["stage"] == "load"] == [13]
+
+
+def test_a_timestamptz_milestone_column_is_refused_rather_than_read_in_some_time_zone(db):
+    one_journey(db, slug="2d-post-consent")
+    db.execute("ALTER TABLE public.patient_journey ALTER COLUMN consent_date TYPE timestamptz")
+    db.execute("UPDATE public.patient_journey SET consent_date = '2026-01-01 23:30+00'")
+    run(db)
+    assert windows(db) == {}
+    (failure,) = current_failures(db)
+    assert failure["sqlstate"] == "42703" and "consent" in failure["error_message"]
+
+
+def test_cli_reports_a_permission_error_in_one_line(db_url, db, tmp_path):
+    db.execute("CREATE ROLE pjp_nobody LOGIN")
+    try:
+        url = db_url.replace("postgresql://postgres@", "postgresql://pjp_nobody@")
+        result = subprocess.run(
+            [sys.executable, "-m", "pytools", "status", "--database-url", url],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 6, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1 and "permission denied" in result.stderr
+    finally:
+        db.execute("DROP ROLE pjp_nobody")
+
+
+def test_only_granted_roles_may_run_the_pipeline(db, db_url):
+    db.execute("CREATE ROLE pjp_stranger LOGIN")
+    try:
+        url = db_url.replace("postgresql://postgres@", "postgresql://pjp_stranger@")
+        with (
+            psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+        assert run(db)["status"] == "succeeded"  # no lock was left behind
+    finally:
+        db.execute("DROP ROLE pjp_stranger")
