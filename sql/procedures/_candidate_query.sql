@@ -27,9 +27,26 @@ DECLARE
     v_unusable text[];
     v_date_at_risk text;
     v_row text;
-    v_journey_scope text := '';
+    v_held_back_filter text := '';
     v_survey_results text := 'public.survey_result';
+    v_patient_journeys text := 'public.patient_journey';
+    v_journey_pair_rows text;
+    v_journey_pairs text;
 BEGIN
+    -- A duplicated patient journey id must not duplicate its pairs. Duplicates are rare, so
+    -- pay for de-duplicating (which hides the table's indexes) only when there are some.
+    IF EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1) THEN
+        v_patient_journeys := '(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '
+                              ' WHERE x.id IS NOT NULL ORDER BY x.id, x.journey_id, x.patient_id)';
+    END IF;
+    -- Each prescribed pair as its patient journey's row plus the activity: no second join.
+    v_journey_pair_rows := format(
+        'SELECT pj.*, ja.activity_id AS pair_activity_id FROM %s AS pj '
+        'JOIN (SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j '
+        '      WHERE j.activity_id IS NOT NULL) AS ja ON ja.journey_id = pj.journey_id '
+        'WHERE pj.id IS NOT NULL', v_patient_journeys);
+    v_journey_pairs := '(' || v_journey_pair_rows || ')';
+
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
            coalesce(array_agg(c.milestone_slug) FILTER (WHERE NOT c.usable), '{}'),
@@ -42,13 +59,16 @@ BEGIN
     FROM pipeline._milestone_date_columns() AS c;
 
     IF p_held_back_only THEN
-        v_journey_scope := format('AND (a.activity_id IS NULL OR a.activity_held_back IS NOT NULL OR %s)',
+        v_held_back_filter := format('AND (a.activity_id IS NULL OR a.activity_held_back IS NOT NULL OR %s)',
                                   coalesce(v_date_at_risk, 'false'));
     END IF;
 
     IF p_scoped THEN
-        v_journey_scope := v_journey_scope
-                           || format(' AND (pj.id %s OR ja.activity_id %s)', v_in_journeys, v_in_activities);
+        -- a journey's pairs reached through either kind of scope, each branch on its own index
+        v_journey_pairs := format(
+            '(SELECT DISTINCT ON (x.id, x.pair_activity_id) x.* FROM (%1$s AND pj.id %2$s '
+            ' UNION ALL %1$s AND ja.activity_id %3$s) AS x)',
+            v_journey_pair_rows, v_in_journeys, v_in_activities);
         -- one branch per kind of scope, so that each can use its own index
         v_survey_results := format(
             '(SELECT r.patient_journey_id, r.activity_id FROM public.survey_result AS r '
@@ -68,12 +88,7 @@ BEGIN
         coalesce(v_date_cases, 'WHEN NULL THEN NULL::date'));
 
     RETURN format($sql$
-        WITH journey AS (
-            -- DISTINCT ON: a duplicated patient journey id must not duplicate its pairs
-            SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x
-            WHERE x.id IS NOT NULL ORDER BY x.id, x.journey_id, x.patient_id
-        ),
-        activity_info AS (
+        WITH activity_info AS (
             SELECT a.id AS activity_id, a.content_slug, a.schedule_id, s.schedule_slug,
                    s.start_offset_days, s.end_offset_days, s.milestone_slug,
                    CASE
@@ -106,29 +121,28 @@ BEGIN
                    END AS held_back
             FROM (
                 SELECT %4$s
-                FROM journey AS pj
-                JOIN (SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j
-                      WHERE j.activity_id IS NOT NULL) AS ja ON ja.journey_id = pj.journey_id
-                LEFT JOIN activity_info AS a ON a.activity_id = ja.activity_id
-                WHERE pj.id IS NOT NULL %5$s
+                FROM %5$s AS pj
+                LEFT JOIN activity_info AS a ON a.activity_id = pj.pair_activity_id
+                WHERE true %9$s
                 UNION ALL
                 SELECT %6$s
                 FROM (
                     SELECT DISTINCT sr.patient_journey_id, sr.activity_id
                     FROM %7$s AS sr
-                    LEFT JOIN journey AS pj ON pj.id = sr.patient_journey_id
+                    LEFT JOIN %8$s AS pj ON pj.id = sr.patient_journey_id
                     WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL
                       AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
                                       WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)
                 ) AS p
-                LEFT JOIN journey AS pj ON pj.id = p.patient_journey_id
+                LEFT JOIN %8$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
             ) AS r
         ) AS c
     $sql$,
         v_unusable, v_first_day, v_last_day,
-        format(v_row, 'pj.id', 'ja.activity_id'), v_journey_scope,
-        format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_survey_results);
+        format(v_row, 'pj.id', 'pj.pair_activity_id'), v_journey_pairs,
+        format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_survey_results, v_patient_journeys,
+        v_held_back_filter);
 END;
 $$;
 
