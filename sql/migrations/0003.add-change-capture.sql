@@ -55,3 +55,5 @@ DROP FUNCTION IF EXISTS pipeline._collect_candidates();
 DROP FUNCTION IF EXISTS pipeline._record_held_back(bigint);
 DROP FUNCTION IF EXISTS pipeline._write_windows(bigint, bigint);
 DROP FUNCTION IF EXISTS pipeline._upsert_windows(bigint);
+DROP FUNCTION IF EXISTS pipeline._write_windows(text, bigint, bigint);
+DROP FUNCTION IF EXISTS pipeline._upsert_windows(bigint, text);

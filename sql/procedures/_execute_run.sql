@@ -30,7 +30,8 @@ BEGIN
             v_held_back := pipeline._record_held_back(
                 p_run_id, v_mode = 'incremental', pipeline._candidate_query(v_mode = 'incremental', true));
             SELECT * INTO v_written
-            FROM pipeline._upsert_windows(p_run_id, pipeline._candidate_query(v_mode = 'incremental', false));
+            FROM pipeline._upsert_windows(p_run_id, pipeline._candidate_query(v_mode = 'incremental', false),
+                                          v_mode = 'incremental');
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
 

@@ -4,6 +4,7 @@
 -- are logged and skipped.
 CREATE OR REPLACE FUNCTION pipeline._upsert_windows(p_run_id bigint,
                                                     p_candidates text,
+                                                    p_scoped boolean,
                                                     OUT rows_inserted bigint,
                                                     OUT rows_updated bigint,
                                                     OUT rows_failed bigint)
@@ -37,7 +38,8 @@ BEGIN
             ALTER TABLE pipeline.patient_journey_schedule_window
                 ADD CONSTRAINT patient_journey_schedule_window_pkey PRIMARY KEY (patient_journey_id, activity_id);
         ELSE
-            SELECT * INTO rows_inserted, rows_updated FROM pipeline._write_windows(p_candidates, NULL, NULL);
+            SELECT * INTO rows_inserted, rows_updated
+            FROM pipeline._write_windows(p_candidates, NOT p_scoped, NULL, NULL);
         END IF;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
@@ -56,7 +58,7 @@ BEGIN
     LOOP
         BEGIN
             SELECT * INTO v_written
-            FROM pipeline._write_windows('SELECT * FROM pg_temp.run_candidate',
+            FROM pipeline._write_windows('SELECT * FROM pg_temp.run_candidate', false,
                                          v_pair.patient_journey_id, v_pair.activity_id);
             rows_inserted := rows_inserted + v_written.rows_inserted;
             rows_updated := rows_updated + v_written.rows_updated;
@@ -77,6 +79,6 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._upsert_windows(bigint, text) IS
+COMMENT ON FUNCTION pipeline._upsert_windows(bigint, text, boolean) IS
     'Run step 4: writes new and changed pairs in one statement (index built after when the table is empty); '
     'a row-by-row fallback isolates bad rows.';

@@ -1,6 +1,9 @@
 -- The one statement that writes the window table: loadable candidates (all of them, or the one
 -- pair named) inserted when new, updated in place when a value changed, untouched otherwise.
+-- p_skip_unchanged_by_join: for millions of candidates, drop the unchanged ones with one join
+-- before ON CONFLICT; for a few thousand, ON CONFLICT's index probes are cheaper than that join.
 CREATE OR REPLACE FUNCTION pipeline._write_windows(p_candidates text,
+                                                   p_skip_unchanged_by_join boolean,
                                                    p_patient_journey_id bigint,
                                                    p_activity_id bigint,
                                                    OUT rows_inserted bigint,
@@ -19,9 +22,8 @@ BEGIN
                    c.schedule_id, c.schedule_slug, c.start_offset_days, c.end_offset_days,
                    c.milestone_slug, c.milestone_date, c.window_start_date, c.window_end_date
             FROM (%s) AS c
-            -- Skip unchanged pairs before they reach ON CONFLICT: one join instead of a probe each.
             LEFT JOIN pipeline.patient_journey_schedule_window AS old
-                ON old.patient_journey_id = c.patient_journey_id AND old.activity_id = c.activity_id
+                ON $3 AND old.patient_journey_id = c.patient_journey_id AND old.activity_id = c.activity_id
             WHERE c.held_back IS NULL
               AND ($1 IS NULL OR (c.patient_journey_id = $1 AND c.activity_id = $2))
               AND (old.patient_journey_id IS NULL
@@ -58,9 +60,9 @@ BEGIN
         SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
     $sql$, p_candidates)
     INTO rows_inserted, rows_updated
-    USING p_patient_journey_id, p_activity_id;
+    USING p_patient_journey_id, p_activity_id, p_skip_unchanged_by_join;
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._write_windows(text, bigint, bigint) IS
+COMMENT ON FUNCTION pipeline._write_windows(text, boolean, bigint, bigint) IS
     'Upserts the loadable candidates (all when p_patient_journey_id is NULL); writes nothing for unchanged pairs.';
