@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from pytools.config import database_name, with_database
-from pytools.db import connect, database_error
+from pytools.db import connect, connect_dicts, database_error
 from pytools.errors import ExitCode, UserError
 from pytools.migrations import require_migrated
 
@@ -60,16 +59,15 @@ def cron_connection(url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """A connection to pg_cron's database, checked to hold the pg_cron extension."""
     with connect(url) as conn:
         cron_db = cron_database(conn)
-    with connect(with_database(url, cron_db)) as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
-        row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone()
+    with connect_dicts(with_database(url, cron_db)) as cron_conn:
+        row = cron_conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone()
         if row is None:
             raise UserError(
                 f"pg_cron is loaded but not created in database {cron_db!r}: "
                 f"run CREATE EXTENSION pg_cron; there as a superuser",
                 ExitCode.NO_PG_CRON,
             )
-        yield conn  # type: ignore[misc]
+        yield cron_conn
 
 
 def find_job(conn: psycopg.Connection[dict[str, Any]], job_name: str) -> Job | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
+from psycopg.rows import dict_row
 
 from pytools.config import parse_url, redact, scrub
 from pytools.errors import ExitCode, UserError
@@ -21,6 +24,13 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
             reason = message.strip().splitlines()[0]
             raise UserError(f"bad database URL {redact(url)!r}: {reason}", ExitCode.USAGE) from None
         raise UserError(describe_connection_error(url, message), ExitCode.CONNECTION) from None
+
+
+def connect_dicts(url: str) -> psycopg.Connection[dict[str, Any]]:
+    """An autocommit connection whose rows are dicts, for reports."""
+    conn = connect(url)
+    conn.row_factory = dict_row  # type: ignore[assignment]
+    return conn  # type: ignore[return-value]
 
 
 def describe_connection_error(url: str, message: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -68,7 +69,7 @@ def migrate(url: str) -> MigrateResult:
     return MigrateResult(applied=[m.id for m in pending], routines=len(routine_files()), unwatched=problems)
 
 
-def pending_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:
     """Migration ids not yet applied to the connected database (all of them on a fresh one)."""
     wanted = [m.id for m in read_migrations(str(migrations_dir()))]
     with conn.cursor(row_factory=tuple_row) as cur:
@@ -79,7 +80,7 @@ def pending_migrations(conn: psycopg.Connection[tuple[object, ...]]) -> list[str
     return [mid for mid in wanted if mid not in applied]
 
 
-def require_migrated(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def require_migrated(conn: psycopg.Connection[Any]) -> None:
     pending = pending_migrations(conn)
     if pending:
         raise UserError(

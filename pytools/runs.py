@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
-from pytools.db import connect, database_error
+from pytools.db import connect_dicts, database_error
 from pytools.migrations import require_migrated
 
 RUN_COLUMNS = (
@@ -31,9 +30,12 @@ class RunFailed(Exception):
 
 def run_now(url: str, trigger: str = "manual", *, full: bool = False) -> dict[str, Any]:
     """CALL the procedure (it COMMITs, so autocommit) and return this session's run row."""
-    with connect(url) as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
+    with connect_dicts(url) as conn:
         require_migrated(conn)
+        # Runs started before this call are not ours, even from a backend with our pid.
+        before = conn.execute(
+            "SELECT coalesce(max(run_id), 0) AS run_id FROM pipeline.pipeline_runs"
+        ).fetchone()
         try:
             conn.execute("CALL pipeline.run_patient_journey_pipeline(%s, %s)", (trigger, full))
             error = None
@@ -44,18 +46,20 @@ def run_now(url: str, trigger: str = "manual", *, full: bool = False) -> dict[st
             error = f"the run broke: {exc.diag.message_primary or exc}"
         run = conn.execute(
             f"SELECT {RUN_COLUMNS} FROM pipeline.pipeline_runs "
-            "WHERE backend_pid = pg_backend_pid() ORDER BY run_id DESC LIMIT 1"
+            "WHERE backend_pid = pg_backend_pid() AND run_id > %s ORDER BY run_id DESC LIMIT 1",
+            (before["run_id"] if before else 0,),
         ).fetchone()
     if error is not None:
-        raise RunFailed(error, run)  # type: ignore[arg-type]
-    return run  # type: ignore[return-value]
+        raise RunFailed(error, run)
+    if run is None:
+        raise RunFailed("the run left no record in pipeline.pipeline_runs", None)
+    return run
 
 
 def recent_runs(url: str, limit: int) -> list[dict[str, Any]]:
-    with connect(url) as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
+    with connect_dicts(url) as conn:
         require_migrated(conn)
-        return conn.execute(  # type: ignore[return-value]
+        return conn.execute(
             f"SELECT {RUN_COLUMNS} FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT %s",
             (limit,),
         ).fetchall()
@@ -69,11 +73,10 @@ def failures(url: str, *, run_id: int | None, all_runs: bool, limit: int) -> lis
         source, where, params = "pipeline.pipeline_failures", "", []
     else:
         source, where, params = "pipeline.current_failures", "", []
-    with connect(url) as conn:
-        conn.row_factory = dict_row  # type: ignore[assignment]
+    with connect_dicts(url) as conn:
         require_migrated(conn)
         try:
-            return conn.execute(  # type: ignore[return-value]
+            return conn.execute(
                 f"SELECT {FAILURE_COLUMNS} FROM {source} {where} ORDER BY failure_id DESC LIMIT %s",
                 [*params, limit],
             ).fetchall()
