@@ -34,6 +34,14 @@ SCHEDULE_SLUGS = (
 
 Progress = Callable[[str], None]
 
+# The indexes sql/sample/source_tables.sql gives the app's tables.
+SOURCE_INDEXES = (
+    "patient_journey_id_idx",
+    "patient_journey_journey_id_idx",
+    "survey_result_patient_journey_id_idx",
+    "survey_result_activity_id_idx",
+)
+
 
 def _insert_fixed_tables(cur: psycopg.Cursor[tuple[object, ...]]) -> None:
     cur.execute(
@@ -97,7 +105,7 @@ def _insert_patient_journeys(cur: psycopg.Cursor[tuple[object, ...]], first: int
                CASE WHEN n %% 20 = 0 THEN NULL ELSE op + 1 + n %% 5 END,
                (op - 30)::timestamp, 1 + n %% 300
         FROM generate_series(%s::int, %s::int) AS n,
-             LATERAL (SELECT DATE '2019-01-01' + ((n * 7919) %% 3200)::int AS op) AS d
+             LATERAL (SELECT DATE '2019-01-01' + ((n::bigint * 7919) %% 3200)::int AS op) AS d
         """,
         (len(JOURNEYS), first, last),
     )
@@ -149,8 +157,12 @@ def generate(url: str, journeys: int, progress: Progress = print) -> dict[str, i
     with connect(url, autocommit=False) as conn, conn.cursor() as cur:
         try:
             cur.execute("SET LOCAL synchronous_commit = off")
-            cur.execute(sample_file("source_tables.sql").read_text(encoding="utf-8").encode())
+            source_tables = sample_file("source_tables.sql").read_text(encoding="utf-8").encode()
+            cur.execute(source_tables)
             cur.execute("TRUNCATE " + ", ".join(f"public.{t}" for t in tables))
+            # Bulk load, then index: several times faster than maintaining the indexes per row.
+            for index in SOURCE_INDEXES:
+                cur.execute(f"DROP INDEX IF EXISTS public.{index}")
             _insert_fixed_tables(cur)
             step(f"{len(JOURNEYS)} journeys, {len(SCHEDULE_SLUGS)} schedules, {ACTIVITIES} activities")
             for first in range(1, journeys + 1, CHUNK):
@@ -162,6 +174,8 @@ def generate(url: str, journeys: int, progress: Progress = print) -> dict[str, i
                 "VALUES (-1, %s, 1, 1), (-2, %s, 1, 2)",
                 (journeys + 1_000_000, journeys + 1_000_000),
             )
+            cur.execute(source_tables)  # re-creates the indexes
+            step("indexes built")
             conn.commit()
             cur.execute("ANALYZE")
         except psycopg.Error as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pytools.generate import ACTIVITIES_PER_JOURNEY, SCHEDULE_SLUGS, generate
+from pytools.generate import ACTIVITIES_PER_JOURNEY, SCHEDULE_SLUGS, SOURCE_INDEXES, generate
 from tests.pipeline_helpers import run
 
 
@@ -27,6 +27,10 @@ def test_generated_data_has_the_promised_shape_and_loads(db, db_url):
         "count(*) FILTER (WHERE operation_date IS NULL) AS unbooked FROM public.patient_journey"
     ).fetchone()
     assert spread["years"] >= 8 and 0 < spread["unbooked"] < 2_000 * 0.1
+    indexes = {
+        r["indexname"] for r in db.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+    }
+    assert set(SOURCE_INDEXES) <= indexes  # dropped for the load, built again after
 
     result = run(db)
     assert result["status"] == "succeeded"
