@@ -126,3 +126,35 @@ def test_only_granted_roles_may_run_the_pipeline(db, db_url):
         assert run(db)["status"] == "succeeded"  # no lock was left behind
     finally:
         db.execute("DROP ROLE pjp_stranger")
+
+
+def test_duplicated_patient_journeys_keep_the_same_row_in_full_and_incremental_runs(db):
+    one_journey(db, operation=None)
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, 501, 1, "2026-03-10")],
+    )
+    run(db, full=True)
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(2, 502, 1, "2026-05-01")],
+    )
+    assert run(db)["mode"] == "incremental"
+    before = windows(db)[(1, 10)]["milestone_date"]
+    full = run(db, full=True)
+    assert (full["rows_inserted"], full["rows_updated"]) == (0, 0)
+    assert windows(db)[(1, 10)]["milestone_date"] == before
+
+
+def test_a_trigger_disabled_and_enabled_again_forces_a_full_run(db):
+    one_journey(db)
+    run(db)
+    db.execute("ALTER TABLE public.patient_journey DISABLE TRIGGER pipeline_capture_update")
+    db.execute("UPDATE public.patient_journey SET operation_date = '2026-06-01' WHERE id = 1")
+    db.execute("ALTER TABLE public.patient_journey ENABLE TRIGGER pipeline_capture_update")
+    result = run(db)
+    assert (result["mode"], result["rows_updated"]) == ("full", 1)

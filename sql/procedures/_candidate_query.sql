@@ -34,10 +34,11 @@ DECLARE
     v_journey_pairs text;
 BEGIN
     -- A duplicated patient journey id must not duplicate its pairs. Duplicates are rare, so
-    -- pay for de-duplicating (which hides the table's indexes) only when there are some.
+    -- pay for de-duplicating (which hides the table's indexes) only when there are some. The
+    -- row kept is chosen by its whole content, so full and incremental runs keep the same one.
     IF EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1) THEN
         v_patient_journeys := '(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '
-                              ' WHERE x.id IS NOT NULL ORDER BY x.id, x.journey_id, x.patient_id)';
+                              ' WHERE x.id IS NOT NULL ORDER BY x.id, x::text)';
     END IF;
     -- Each prescribed pair as its patient journey's row plus the activity: no second join.
     v_journey_pair_rows := format(
@@ -98,7 +99,7 @@ BEGIN
                    END AS activity_held_back
             -- DISTINCT ON: a duplicated activity id must not duplicate its pairs
             FROM (SELECT DISTINCT ON (x.id) x.* FROM public.activity AS x
-                  WHERE x.id IS NOT NULL ORDER BY x.id, x.schedule_id, x.content_slug) AS a
+                  WHERE x.id IS NOT NULL ORDER BY x.id, x::text) AS a
             LEFT JOIN pg_temp.run_schedule AS s ON s.schedule_id = a.schedule_id
         )
         SELECT c.*,

@@ -1,5 +1,5 @@
--- Whether every watched table has its change-capture triggers, enabled. If not, changes may
--- have bypassed the queue and only a full run is safe.
+-- Whether every watched table has its change-capture triggers, enabled as migrate left them.
+-- If not, changes may have bypassed the queue and only a full run is safe; migrate repairs it.
 CREATE OR REPLACE FUNCTION pipeline._change_capture_ready()
 RETURNS boolean
 LANGUAGE plpgsql
@@ -12,7 +12,13 @@ BEGIN
          FROM pg_catalog.pg_trigger AS tg
          WHERE tg.tgrelid = to_regclass(w.table_name)
            AND tg.tgname LIKE 'pipeline\_capture\_%'
-           AND tg.tgenabled <> 'D')
+           -- 'A' (always) as migrate leaves them; a trigger disabled and enabled again since
+           -- comes back as 'O' and may have missed changes. Where we do not own the table,
+           -- migrate could only make them 'O'.
+           AND (tg.tgenabled = 'A'
+                OR (tg.tgenabled = 'O'
+                    AND NOT pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                         WHERE c.oid = tg.tgrelid), 'USAGE'))))
         = CASE WHEN w.kind = 'full' THEN 2 ELSE 4 END)
     FROM pipeline._change_capture_tables() AS w);
 END;
