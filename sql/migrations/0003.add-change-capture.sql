@@ -57,3 +57,4 @@ DROP FUNCTION IF EXISTS pipeline._write_windows(bigint, bigint);
 DROP FUNCTION IF EXISTS pipeline._upsert_windows(bigint);
 DROP FUNCTION IF EXISTS pipeline._write_windows(text, bigint, bigint);
 DROP FUNCTION IF EXISTS pipeline._upsert_windows(bigint, text);
+DROP FUNCTION IF EXISTS pipeline._candidate_query(boolean, boolean);

@@ -9,6 +9,7 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_mode text;
+    v_queries record;
     v_held_back bigint;
     v_written record;
     ex_sqlstate text;
@@ -27,11 +28,10 @@ BEGIN
             IF v_mode = 'incremental' THEN
                 PERFORM pipeline._build_scope();
             END IF;
-            v_held_back := pipeline._record_held_back(
-                p_run_id, v_mode = 'incremental', pipeline._candidate_query(v_mode = 'incremental', true));
+            SELECT * INTO v_queries FROM pipeline._candidate_queries(v_mode = 'incremental');
+            v_held_back := pipeline._record_held_back(p_run_id, v_mode = 'incremental', v_queries.held_back_query);
             SELECT * INTO v_written
-            FROM pipeline._upsert_windows(p_run_id, pipeline._candidate_query(v_mode = 'incremental', false),
-                                          v_mode = 'incremental');
+            FROM pipeline._upsert_windows(p_run_id, v_queries.load_query, v_mode = 'incremental');
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
 

@@ -1,18 +1,20 @@
--- The query of this run's candidates: every (patient journey, activity) pair the source holds
+-- The two queries of this run's candidates, built together so that their shared preparation
+-- (the duplicate-id check, the milestone columns) is done once. The candidates: every (patient journey, activity) pair the source holds
 -- (or, when p_scoped, those in the scope _build_scope made), with its activity, parsed schedule
 -- (pg_temp.run_schedule) and milestone date, and held_back naming why a pair cannot load
 -- (NULL = it loads). Returned as text and run twice, for the held-back pairs and for the load:
 -- recomputing the join is cheaper than writing millions of rows to a temp table.
 --
--- p_held_back_only narrows the journeys' pairs early to those that can be held back at all: a
+-- held_back_query narrows the journeys' pairs early to those that can be held back at all: a
 -- missing or unusable activity, or a milestone date near the ends of the date range.
 --
 -- Shape, for speed at millions of pairs: what depends only on the activity (its schedule, the
 -- parse result, a missing schedule or unusable milestone) is worked out once per activity; the
 -- journeys' pairs are unique by construction and carry their patient journey's columns, so
 -- only the few survey pairs that no journey prescribes are de-duplicated and joined again.
-CREATE OR REPLACE FUNCTION pipeline._candidate_query(p_scoped boolean, p_held_back_only boolean)
-RETURNS text
+CREATE OR REPLACE FUNCTION pipeline._candidate_queries(p_scoped boolean,
+                                                       OUT held_back_query text,
+                                                       OUT load_query text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
@@ -27,7 +29,9 @@ DECLARE
     v_unusable text[];
     v_date_at_risk text;
     v_row text;
-    v_held_back_filter text := '';
+    v_held_back_filter text;
+    v_filter_marker constant text := '/* held-back filter */';
+    v_query text;
     v_survey_results text := 'public.survey_result';
     v_patient_journeys text := 'public.patient_journey';
     v_journey_pair_rows text;
@@ -59,10 +63,8 @@ BEGIN
     INTO v_date_cases, v_unusable, v_date_at_risk
     FROM pipeline._milestone_date_columns() AS c;
 
-    IF p_held_back_only THEN
-        v_held_back_filter := format('AND (a.activity_id IS NULL OR a.activity_held_back IS NOT NULL OR %s)',
-                                  coalesce(v_date_at_risk, 'false'));
-    END IF;
+    v_held_back_filter := format('AND (a.activity_id IS NULL OR a.activity_held_back IS NOT NULL OR %s)',
+                                 coalesce(v_date_at_risk, 'false'));
 
     IF p_scoped THEN
         -- a journey's pairs reached through either kind of scope, each branch on its own index
@@ -88,7 +90,7 @@ BEGIN
         'CASE a.milestone_slug %s ELSE NULL::date END AS milestone_date',
         coalesce(v_date_cases, 'WHEN NULL THEN NULL::date'));
 
-    RETURN format($sql$
+    v_query := format($sql$
         WITH activity_info AS (
             SELECT a.id AS activity_id, a.content_slug, a.schedule_id, s.schedule_slug,
                    s.start_offset_days, s.end_offset_days, s.milestone_slug,
@@ -143,9 +145,12 @@ BEGIN
         v_unusable, v_first_day, v_last_day,
         format(v_row, 'pj.id', 'pj.pair_activity_id'), v_journey_pairs,
         format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_survey_results, v_patient_journeys,
-        v_held_back_filter);
+        v_filter_marker);
+    held_back_query := replace(v_query, v_filter_marker, v_held_back_filter);
+    load_query := replace(v_query, v_filter_marker, '');
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._candidate_query(boolean, boolean) IS
-    'Run step 2: the SQL of the candidate pairs (all, or the scope''s) with their windows and why any is held back.';
+COMMENT ON FUNCTION pipeline._candidate_queries(boolean) IS
+    'Run step 2: the SQL of the candidate pairs (all, or the scope''s) with their windows and why any is held back: '
+    'one query narrowed to pairs that can be held back, one for the load.';
