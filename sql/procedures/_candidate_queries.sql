@@ -1,17 +1,20 @@
 -- The two queries of this run's candidates, built together so that their shared preparation
--- (the duplicate-id check, the milestone columns) is done once. The candidates: every (patient journey, activity) pair the source holds
--- (or, when p_scoped, those in the scope _build_scope made), with its activity, parsed schedule
--- (pg_temp.run_schedule) and milestone date, and held_back naming why a pair cannot load
--- (NULL = it loads). Returned as text and run twice, for the held-back pairs and for the load:
--- recomputing the join is cheaper than writing millions of rows to a temp table.
+-- (the duplicate-id check, the milestone columns, the survey pairs) is done once. The
+-- candidates: every (patient journey, activity) pair the source holds (or, when p_scoped, those
+-- in the scope _build_scope made), with its activity, parsed schedule (pg_temp.run_schedule)
+-- and milestone date, and held_back naming why a pair cannot load (NULL = it loads). Returned
+-- as text and run twice, for the held-back pairs and for the load: recomputing the join is
+-- cheaper than writing millions of rows to a temp table.
 --
--- held_back_query narrows the journeys' pairs early to those that can be held back at all: a
--- missing or unusable activity, or a milestone date near the ends of the date range.
+-- held_back_query reads only the journeys' pairs that can be held back at all: those of an
+-- activity that is missing or unusable, and those whose milestone dates lie near the ends of
+-- the date range. Both filters apply before the pairs are formed, so it costs a scan of the
+-- patient journeys, not of their millions of pairs.
 --
 -- Shape, for speed at millions of pairs: what depends only on the activity (its schedule, the
 -- parse result, a missing schedule or unusable milestone) is worked out once per activity; the
--- journeys' pairs are unique by construction and carry their patient journey's columns, so
--- only the few survey pairs that no journey prescribes are de-duplicated and joined again.
+-- journeys' pairs are unique by construction and carry their patient journey's columns; the
+-- few survey pairs that no journey prescribes are found once, into pg_temp.run_survey_pair.
 CREATE OR REPLACE FUNCTION pipeline._candidate_queries(p_scoped boolean,
                                                        OUT held_back_query text,
                                                        OUT load_query text)
@@ -25,17 +28,25 @@ DECLARE
     v_last_day constant integer := DATE '5874897-12-31' - DATE '2000-01-01';
     v_in_journeys constant text := 'IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)';
     v_in_activities constant text := 'IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)';
+    -- the prescribed pair j has an activity that exists and is not held back
+    v_usable_activity constant text :=
+        'EXISTS (SELECT FROM activity_info AS u WHERE u.activity_id = j.activity_id AND u.activity_held_back IS NULL)';
     v_date_cases text;
     v_unusable text[];
     v_date_at_risk text;
     v_row text;
-    v_held_back_filter text;
-    v_filter_marker constant text := '/* held-back filter */';
-    v_query text;
-    v_survey_results text := 'public.survey_result';
     v_patient_journeys text := 'public.patient_journey';
-    v_journey_pair_rows text;
-    v_journey_pairs text;
+    v_survey_results text := 'public.survey_result';
+    v_pair_rows text;
+    v_pair_scope text[];
+    v_journey_scope text[];
+    v_load_branches text[] := '{}';
+    v_held_back_branches text[] := '{}';
+    v_pairs_marker constant text := '/* the journeys'' pairs */';
+    -- with a scope, a pair reached through both of its branches is taken once
+    v_pairs_source constant text := CASE WHEN p_scoped
+        THEN '(SELECT DISTINCT ON (x.id, x.pair_activity_id) x.* FROM (%s) AS x)' ELSE '(%s)' END;
+    v_query text;
 BEGIN
     -- A duplicated patient journey id must not duplicate its pairs. Duplicates are rare, so
     -- pay for de-duplicating (which hides the table's indexes) only when there are some. The
@@ -44,13 +55,6 @@ BEGIN
         v_patient_journeys := '(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '
                               ' WHERE x.id IS NOT NULL ORDER BY x.id, x::text)';
     END IF;
-    -- Each prescribed pair as its patient journey's row plus the activity: no second join.
-    v_journey_pair_rows := format(
-        'SELECT pj.*, ja.activity_id AS pair_activity_id FROM %s AS pj '
-        'JOIN (SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j '
-        '      WHERE j.activity_id IS NOT NULL) AS ja ON ja.journey_id = pj.journey_id '
-        'WHERE pj.id IS NOT NULL', v_patient_journeys);
-    v_journey_pairs := '(' || v_journey_pair_rows || ')';
 
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
@@ -63,15 +67,14 @@ BEGIN
     INTO v_date_cases, v_unusable, v_date_at_risk
     FROM pipeline._milestone_date_columns() AS c;
 
-    v_held_back_filter := format('AND (a.activity_id IS NULL OR a.activity_held_back IS NOT NULL OR %s)',
-                                 coalesce(v_date_at_risk, 'false'));
-
     IF p_scoped THEN
         -- a journey's pairs reached through either kind of scope, each branch on its own index
-        v_journey_pairs := format(
-            '(SELECT DISTINCT ON (x.id, x.pair_activity_id) x.* FROM (%1$s AND pj.id %2$s '
-            ' UNION ALL %1$s AND ja.activity_id %3$s) AS x)',
-            v_journey_pair_rows, v_in_journeys, v_in_activities);
+        v_pair_scope := ARRAY['', 'AND j.activity_id ' || v_in_activities];
+        -- the second condition follows from the first branch's join; it lets a scan of patient
+        -- journeys use their journey_id index when few activities are in scope
+        v_journey_scope := ARRAY['AND pj.id ' || v_in_journeys,
+                                 'AND pj.journey_id IN (SELECT j.journey_id FROM public.journey_activity AS j '
+                                 '                      WHERE j.activity_id ' || v_in_activities || ')'];
         -- one branch per kind of scope, so that each can use its own index
         v_survey_results := format(
             '(SELECT r.patient_journey_id, r.activity_id FROM public.survey_result AS r '
@@ -80,7 +83,43 @@ BEGIN
             ' SELECT r.patient_journey_id, r.activity_id FROM public.survey_result AS r '
             '  WHERE r.activity_id %s)',
             v_in_journeys, v_in_activities);
+    ELSE
+        v_pair_scope := ARRAY[''];
+        v_journey_scope := ARRAY[''];
     END IF;
+
+    -- Each prescribed pair as its patient journey's row plus the activity: no second join.
+    -- %1$s narrows the prescribed pairs (j), %2$s is the patient journeys' source, %3$s narrows it.
+    v_pair_rows := 'SELECT pj.*, ja.activity_id AS pair_activity_id FROM %2$s AS pj '
+                   'JOIN (SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j '
+                   '      WHERE j.activity_id IS NOT NULL %1$s) AS ja ON ja.journey_id = pj.journey_id '
+                   'WHERE pj.id IS NOT NULL %3$s';
+    FOR i IN 1 .. cardinality(v_pair_scope) LOOP
+        v_load_branches := v_load_branches
+            || format(v_pair_rows, v_pair_scope[i], v_patient_journeys, v_journey_scope[i]);
+        -- held back: an unusable activity's pairs, and a usable one's on a journey whose dates
+        -- are at risk; those journeys are found first (OFFSET 0 keeps the planner from joining
+        -- every journey's pairs before it filters them)
+        v_held_back_branches := v_held_back_branches
+            || format(v_pair_rows, v_pair_scope[i] || ' AND NOT ' || v_usable_activity,
+                      v_patient_journeys, v_journey_scope[i])
+            || format(v_pair_rows, v_pair_scope[i] || ' AND ' || v_usable_activity,
+                      format('(SELECT pj.* FROM %s AS pj WHERE (%s) %s OFFSET 0)',
+                             v_patient_journeys, coalesce(v_date_at_risk, 'false'), v_journey_scope[i]),
+                      '');
+    END LOOP;
+
+    -- The survey pairs no journey prescribes, found once for both queries.
+    EXECUTE format(
+        'CREATE TEMP TABLE run_survey_pair ON COMMIT DROP AS '
+        'SELECT DISTINCT sr.patient_journey_id, sr.activity_id '
+        'FROM %s AS sr '
+        'LEFT JOIN %s AS pj ON pj.id = sr.patient_journey_id '
+        'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
+        '  AND NOT EXISTS (SELECT FROM public.journey_activity AS ja '
+        '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
+        v_survey_results, v_patient_journeys);
+    ANALYZE pg_temp.run_survey_pair;
 
     -- One candidate row; %1$s and %2$s name the pair's keys in the branch it is used in.
     v_row := format(
@@ -126,28 +165,24 @@ BEGIN
                 SELECT %4$s
                 FROM %5$s AS pj
                 LEFT JOIN activity_info AS a ON a.activity_id = pj.pair_activity_id
-                WHERE true %9$s
                 UNION ALL
                 SELECT %6$s
-                FROM (
-                    SELECT DISTINCT sr.patient_journey_id, sr.activity_id
-                    FROM %7$s AS sr
-                    LEFT JOIN %8$s AS pj ON pj.id = sr.patient_journey_id
-                    WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL
-                      AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
-                                      WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)
-                ) AS p
-                LEFT JOIN %8$s AS pj ON pj.id = p.patient_journey_id
+                FROM pg_temp.run_survey_pair AS p
+                LEFT JOIN %7$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
+                -- keeps this level a subquery, so that each pair's milestone date is computed
+                -- once, not again wherever the levels above use it
+                OFFSET 0
             ) AS r
         ) AS c
     $sql$,
         v_unusable, v_first_day, v_last_day,
-        format(v_row, 'pj.id', 'pj.pair_activity_id'), v_journey_pairs,
-        format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_survey_results, v_patient_journeys,
-        v_filter_marker);
-    held_back_query := replace(v_query, v_filter_marker, v_held_back_filter);
-    load_query := replace(v_query, v_filter_marker, '');
+        format(v_row, 'pj.id', 'pj.pair_activity_id'), v_pairs_marker,
+        format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_patient_journeys);
+    load_query := replace(v_query, v_pairs_marker,
+                          format(v_pairs_source, array_to_string(v_load_branches, ' UNION ALL ')));
+    held_back_query := replace(v_query, v_pairs_marker,
+                               format(v_pairs_source, array_to_string(v_held_back_branches, ' UNION ALL ')));
 END;
 $$;
 

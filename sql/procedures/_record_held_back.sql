@@ -16,7 +16,8 @@ BEGIN
         DELETE FROM pipeline.held_back_pair AS h
         WHERE h.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s);
     ELSE
-        DELETE FROM pipeline.held_back_pair;
+        -- held_back_pair is the pipeline's own, and the advisory lock keeps other runs out
+        TRUNCATE pipeline.held_back_pair;
     END IF;
     EXECUTE format(
         'INSERT INTO pipeline.held_back_pair '
