@@ -1,5 +1,6 @@
 -- Bring pipeline.held_back_pair up to date with the recomputed pairs (all of them, or those of
--- the incremental scope when p_scoped), then write one failure row per problem it holds: per broken
+-- the incremental scope when p_scoped), keep pipeline.held_back_group's counts in step with
+-- the pairs it released and added, then write one failure row per problem: per broken
 -- schedule, per missing reference, per unusable milestone, per out-of-range row.
 -- Returns how many pairs are held back now.
 CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean, p_candidates text)
@@ -8,69 +9,99 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
+    -- problems of one pair each: listed pair by pair, not counted in groups
+    v_pair_problems constant text[] := ARRAY['milestone date is infinite', 'window date out of range'];
     v_held_back bigint;
 BEGIN
+    -- each pair released (-1) or held back (+1) by this run
+    CREATE TEMP TABLE run_held_back_change (
+        change integer, held_back text, schedule_id bigint, patient_journey_id bigint,
+        activity_id bigint, milestone_slug text
+    ) ON COMMIT DROP;
     IF p_scoped THEN
-        DELETE FROM pipeline.held_back_pair AS h
-        WHERE h.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s);
-        DELETE FROM pipeline.held_back_pair AS h
-        WHERE h.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s);
+        -- two statements, so that each finds its rows through its own index
+        WITH released AS (
+            DELETE FROM pipeline.held_back_pair AS h
+            WHERE h.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
+            RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
+        )
+        INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
+        WITH released AS (
+            DELETE FROM pipeline.held_back_pair AS h
+            WHERE h.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)
+            RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
+        )
+        INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
     ELSE
-        -- held_back_pair is the pipeline's own, and the advisory lock keeps other runs out
-        TRUNCATE pipeline.held_back_pair;
+        -- both are the pipeline's own, and the advisory lock keeps other runs out
+        TRUNCATE pipeline.held_back_pair, pipeline.held_back_group;
     END IF;
     EXECUTE format(
-        'INSERT INTO pipeline.held_back_pair '
-        '    (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug, '
-        '     milestone_date, start_offset_days, end_offset_days) '
-        'SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug, '
-        '       c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days '
-        'FROM (%s) AS c WHERE c.held_back IS NOT NULL', p_candidates);
+        'WITH held AS ( '
+        '    INSERT INTO pipeline.held_back_pair '
+        '        (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug, '
+        '         milestone_date, start_offset_days, end_offset_days) '
+        '    SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug, '
+        '           c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days '
+        '    FROM (%s) AS c WHERE c.held_back IS NOT NULL '
+        '    RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug '
+        ') '
+        'INSERT INTO pg_temp.run_held_back_change SELECT 1, h.* FROM held AS h', p_candidates);
+
+    -- A group is named by the columns its failure row names; the others are left NULL.
+    INSERT INTO pipeline.held_back_group AS g
+        (held_back, schedule_id, patient_journey_id, activity_id, milestone_slug, pairs)
+    SELECT c.held_back,
+           CASE WHEN c.held_back IN ('slug does not parse', 'missing schedule') THEN c.schedule_id END,
+           CASE WHEN c.held_back = 'missing patient_journey' THEN c.patient_journey_id END,
+           CASE WHEN c.held_back IN ('missing activity', 'missing schedule') THEN c.activity_id END,
+           CASE WHEN c.held_back = 'milestone date column unusable' THEN c.milestone_slug END,
+           sum(c.change)
+    FROM pg_temp.run_held_back_change AS c
+    WHERE c.held_back <> ALL (v_pair_problems)
+    GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT ON CONSTRAINT held_back_group_key DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
+    DELETE FROM pipeline.held_back_group AS g WHERE g.pairs = 0;
 
     INSERT INTO pipeline.pipeline_failures
         (run_id, stage, schedule_id, schedule_slug, patient_journey_id, activity_id,
          sqlstate, error_message, error_detail, rows_held_back)
     -- Every slug that does not parse, even one no pair uses yet: it is broken now.
     SELECT p_run_id, 'parse', s.schedule_id, s.schedule_slug, NULL::bigint, NULL::bigint,
-           s.sqlstate, s.error_message, s.error_detail, coalesce(h.pairs, 0)
+           s.sqlstate, s.error_message, s.error_detail, coalesce(g.pairs, 0)
     FROM pg_temp.run_schedule AS s
-    LEFT JOIN (
-        SELECT h.schedule_id, count(*) AS pairs
-        FROM pipeline.held_back_pair AS h
-        WHERE h.held_back = 'slug does not parse'
-        GROUP BY h.schedule_id
-    ) AS h ON h.schedule_id = s.schedule_id
+    LEFT JOIN pipeline.held_back_group AS g
+        ON g.held_back = 'slug does not parse' AND g.schedule_id = s.schedule_id
     WHERE s.error_message IS NOT NULL
     UNION ALL
-    SELECT p_run_id, 'match', NULL, NULL, h.patient_journey_id, NULL,
-           '23503', format('patient journey %s does not exist; survey_result rows reference it', h.patient_journey_id),
-           NULL, count(*)
-    FROM pipeline.held_back_pair AS h
-    WHERE h.held_back = 'missing patient_journey'
-    GROUP BY h.patient_journey_id
+    SELECT p_run_id, 'match', NULL, NULL, g.patient_journey_id, NULL,
+           '23503', format('patient journey %s does not exist; survey_result rows reference it', g.patient_journey_id),
+           NULL, g.pairs
+    FROM pipeline.held_back_group AS g
+    WHERE g.held_back = 'missing patient_journey'
     UNION ALL
-    SELECT p_run_id, 'match', NULL, NULL, NULL, h.activity_id,
-           '23503', format('activity %s does not exist; journey_activity or survey_result rows reference it', h.activity_id),
-           NULL, count(*)
-    FROM pipeline.held_back_pair AS h
-    WHERE h.held_back = 'missing activity'
-    GROUP BY h.activity_id
+    SELECT p_run_id, 'match', NULL, NULL, NULL, g.activity_id,
+           '23503', format('activity %s does not exist; journey_activity or survey_result rows reference it', g.activity_id),
+           NULL, g.pairs
+    FROM pipeline.held_back_group AS g
+    WHERE g.held_back = 'missing activity'
     UNION ALL
-    SELECT p_run_id, 'match', h.schedule_id, NULL, NULL, NULL,
+    SELECT p_run_id, 'match', g.schedule_id, NULL, NULL, NULL,
            '23503', format('schedule %s does not exist; activities %s reference it',
-                           h.schedule_id, string_agg(DISTINCT h.activity_id::text, ', ')),
-           NULL, count(*)
-    FROM pipeline.held_back_pair AS h
-    WHERE h.held_back = 'missing schedule'
-    GROUP BY h.schedule_id
+                           g.schedule_id, string_agg(DISTINCT g.activity_id::text, ', ')),
+           NULL, sum(g.pairs)
+    FROM pipeline.held_back_group AS g
+    WHERE g.held_back = 'missing schedule'
+    GROUP BY g.schedule_id
     UNION ALL
     SELECT p_run_id, 'match', NULL, NULL, NULL, NULL,
            '42703', format('milestone %s: its date column %s is not a date or timestamp column of public.patient_journey',
                            m.milestone_slug, m.date_column),
            'Fix it with UPDATE pipeline.milestone SET date_column = ... WHERE milestone_slug = ...',
-           (SELECT count(*) FROM pipeline.held_back_pair AS h
-            WHERE h.milestone_slug = m.milestone_slug AND h.held_back = 'milestone date column unusable')
+           coalesce(g.pairs, 0)
     FROM pipeline._milestone_date_columns() AS m
+    LEFT JOIN pipeline.held_back_group AS g
+        ON g.held_back = 'milestone date column unusable' AND g.milestone_slug = m.milestone_slug
     WHERE NOT m.usable
     UNION ALL
     SELECT p_run_id, 'load', h.schedule_id, h.schedule_slug, h.patient_journey_id, h.activity_id,
@@ -79,12 +110,16 @@ BEGIN
                            coalesce(h.start_offset_days::text, 'open'), coalesce(h.end_offset_days::text, 'open')),
            NULL, 1
     FROM pipeline.held_back_pair AS h
-    WHERE h.held_back IN ('milestone date is infinite', 'window date out of range');
+    WHERE h.held_back = ANY (v_pair_problems);
 
-    SELECT count(*) INTO v_held_back FROM pipeline.held_back_pair;
+    SELECT coalesce(sum(g.pairs), 0)
+           + (SELECT count(*) FROM pipeline.held_back_pair AS h WHERE h.held_back = ANY (v_pair_problems))
+    INTO v_held_back
+    FROM pipeline.held_back_group AS g;
     RETURN v_held_back;
 END;
 $$;
 
 COMMENT ON FUNCTION pipeline._record_held_back(bigint, boolean, text) IS
-    'Run step 3: logs each problem of the run to pipeline_failures with the pairs it held back; returns their total.';
+    'Run step 3: updates held_back_pair and held_back_group, logs each problem of the run to pipeline_failures '
+    'with the pairs it held back; returns their total.';

@@ -1,0 +1,1 @@
+DROP TABLE pipeline.held_back_group;
