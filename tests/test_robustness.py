@@ -150,6 +150,37 @@ def test_duplicated_patient_journeys_keep_the_same_row_in_full_and_incremental_r
     assert windows(db)[(1, 10)]["milestone_date"] == before
 
 
+@pytest.mark.parametrize("reached_through", ["patient journey", "activity", "survey result"])
+def test_a_duplicate_reached_by_an_incremental_run_is_de_duplicated_as_a_full_run_would(db, reached_through):
+    """An incremental run checks for duplicated ids only among the journeys it recomputes; each
+    way a scope reaches a journey must find its duplicate."""
+    one_journey(db)
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(11, "walk", 100)])
+    insert(db, "survey_result", ["id", "patient_journey_id", "activity_id"], [(1, 1, 11)])
+    run(db, full=True)
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, 501, 1, "2026-01-01")],
+    )
+    run(db)  # the duplicate is known; each change below reaches journey 1 another way
+    change = {
+        "patient journey": "UPDATE public.patient_journey SET patient_id = 502 WHERE id = 1",
+        "activity": "UPDATE public.activity SET content_slug = 'knee-survey-2' WHERE id = 10",
+        "survey result": "UPDATE public.activity SET content_slug = 'walk-2' WHERE id = 11",
+    }[reached_through]
+    db.execute(change)
+    incremental = run(db)
+    assert (incremental["mode"], incremental["status"], current_failures(db)) == (
+        "incremental",
+        "succeeded",
+        [],
+    )
+    full = run(db, full=True)
+    assert (full["rows_inserted"], full["rows_updated"], full["failures"]) == (0, 0, 0)
+
+
 def test_a_trigger_disabled_and_enabled_again_forces_a_full_run(db):
     one_journey(db)
     run(db)

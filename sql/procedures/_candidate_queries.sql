@@ -47,11 +47,30 @@ DECLARE
     v_pairs_source constant text := CASE WHEN p_scoped
         THEN '(SELECT DISTINCT ON (x.id, x.pair_activity_id) x.* FROM (%s) AS x)' ELSE '(%s)' END;
     v_query text;
+    v_has_duplicates boolean;
 BEGIN
     -- A duplicated patient journey id must not duplicate its pairs. Duplicates are rare, so
     -- pay for de-duplicating (which hides the table's indexes) only when there are some. The
     -- row kept is chosen by its whole content, so full and incremental runs keep the same one.
-    IF EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1) THEN
+    -- With a scope, only the ids its queries can reach are checked: the cost follows the change.
+    IF p_scoped THEN
+        -- counted, not EXISTS: under EXISTS the planner bets on finding a row early and
+        -- compares every pair of ids when there is none
+        SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates
+        FROM public.patient_journey AS x
+        WHERE x.id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s
+                       UNION ALL
+                       SELECT pj.id FROM public.patient_journey AS pj
+                       WHERE pj.journey_id IN (SELECT j.journey_id FROM public.journey_activity AS j
+                                               WHERE j.activity_id IN (SELECT s.activity_id
+                                                                       FROM pg_temp.run_scope_activity AS s))
+                       UNION ALL
+                       SELECT r.patient_journey_id FROM public.survey_result AS r
+                       WHERE r.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s));
+    ELSE
+        v_has_duplicates := EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1);
+    END IF;
+    IF v_has_duplicates THEN
         v_patient_journeys := '(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '
                               ' WHERE x.id IS NOT NULL ORDER BY x.id, x::text)';
     END IF;
