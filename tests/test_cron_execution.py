@@ -1,18 +1,42 @@
 """A real pg_cron execution: the scheduler runs the job in the test database and reports
-success; a run that breaks shows as failed in cron.job_run_details, data problems do not."""
+success; a run that breaks shows as failed in cron.job_run_details, data problems do not, and
+neither does a run that cannot even log its failure go unnoticed."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from pytools import cron
+from tests.conftest import TEMPLATE, create_database, drop_database
 from tests.pipeline_helpers import insert, one_journey
 
 pytestmark = pytest.mark.cron
+
+
+@pytest.fixture
+def unloggable_db_url(server: str, template_url: str) -> Iterator[str]:
+    """A migrated database whose pipeline_failures refuses every row, as on a full disk."""
+    name = f"pjp_unloggable_{os.getpid()}"
+    url = create_database(server, name, template=TEMPLATE)
+    with psycopg.connect(url, autocommit=True) as conn:
+        one_journey(conn, slug="7d-post-surgery")  # the run must write a failure row
+        conn.execute(
+            "CREATE FUNCTION public.pjp_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; "
+            "END; $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER pjp_disk_full BEFORE INSERT ON pipeline.pipeline_failures "
+            "FOR EACH ROW EXECUTE FUNCTION public.pjp_disk_full()"
+        )
+    yield url
+    drop_database(server, name)
 
 
 def _job_details(server: str, jobid: int) -> list[dict]:
@@ -24,7 +48,9 @@ def _job_details(server: str, jobid: int) -> list[dict]:
         ).fetchall()
 
 
-def test_pg_cron_runs_the_pipeline_and_reports_whether_the_run_worked(server, db, db_url, empty_db_url):
+def test_pg_cron_runs_the_pipeline_and_reports_whether_the_run_worked(
+    server, db, db_url, empty_db_url, unloggable_db_url
+):
     # A healthy database with a data problem (a broken slug): the run succeeds.
     one_journey(db)
     insert(db, "schedule", ["id", "slug"], [(200, "7d-post-surgery")])
@@ -37,16 +63,20 @@ def test_pg_cron_runs_the_pipeline_and_reports_whether_the_run_worked(server, db
 
     migrate(empty_db_url)
     broken = cron.schedule(empty_db_url, "* * * * *", cron.default_job_name(empty_db_url))
+    # A database where the run breaks and cannot even log the failure.
+    unloggable = cron.schedule(unloggable_db_url, "* * * * *", cron.default_job_name(unloggable_db_url))
 
     deadline = time.monotonic() + 150  # minute granularity: the next minute boundary, plus slack
     while time.monotonic() < deadline:
-        if _job_details(server, healthy.jobid) and _job_details(server, broken.jobid):
+        if all(_job_details(server, job.jobid) for job in (healthy, broken, unloggable)):
             break
         time.sleep(2)
     healthy_runs = _job_details(server, healthy.jobid)
     broken_runs = _job_details(server, broken.jobid)
+    unloggable_runs = _job_details(server, unloggable.jobid)
     cron.unschedule(db_url, healthy.jobname)
     cron.unschedule(empty_db_url, broken.jobname)
+    cron.unschedule(unloggable_db_url, unloggable.jobname)
 
     assert healthy_runs and healthy_runs[0]["status"] == "succeeded", healthy_runs
     window = db.execute("SELECT count(*) AS n FROM pipeline.patient_journey_schedule_window").fetchone()
@@ -59,3 +89,10 @@ def test_pg_cron_runs_the_pipeline_and_reports_whether_the_run_worked(server, db
     with psycopg.connect(empty_db_url, row_factory=dict_row) as conn:
         failed = conn.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id LIMIT 1").fetchone()
     assert (failed["trigger"], failed["status"]) == ("cron", "failed")
+
+    assert unloggable_runs and unloggable_runs[0]["status"] == "failed", unloggable_runs
+    assert "could not be logged" in unloggable_runs[0]["return_message"]
+    with psycopg.connect(unloggable_db_url, row_factory=dict_row) as conn:
+        unlogged = conn.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id LIMIT 1").fetchone()
+    assert (unlogged["trigger"], unlogged["status"]) == ("cron", "failed")
+    assert "No space left on device" in unlogged["error_message"]

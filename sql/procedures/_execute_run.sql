@@ -1,7 +1,8 @@
 -- The work of one run, all in the caller's transaction: take the queued changes, then
 -- recompute every pair (full), only the pairs they touched (incremental), or nothing (noop);
 -- log problems, upsert, purge, record the outcome. Any error rolls the work back (the queued
--- changes included) and leaves one 'run' failure.
+-- changes included) and leaves one 'run' failure; should pipeline_failures refuse even that
+-- row (disk full, a failing trigger), the run is still recorded as failed, saying so.
 CREATE OR REPLACE FUNCTION pipeline._execute_run(p_run_id bigint, p_full boolean)
 RETURNS text
 LANGUAGE plpgsql
@@ -16,6 +17,9 @@ DECLARE
     ex_message text;
     ex_detail text;
     ex_context text;
+    ex_log_sqlstate text;
+    ex_log_message text;
+    v_logged integer := 0;
 BEGIN
     BEGIN
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
@@ -34,6 +38,9 @@ BEGIN
             FROM pipeline._upsert_windows(p_run_id, v_queries.load_query, v_mode = 'incremental');
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
+        -- A deferred constraint trigger (on pipeline_failures, say) fails here, where this block
+        -- catches it, rather than at the caller's COMMIT.
+        SET CONSTRAINTS ALL IMMEDIATE;
 
         UPDATE pipeline.pipeline_runs AS r
         SET status = 'succeeded',
@@ -51,18 +58,31 @@ BEGIN
                                 ex_detail = PG_EXCEPTION_DETAIL, ex_context = PG_EXCEPTION_CONTEXT;
     END;
 
-    INSERT INTO pipeline.pipeline_failures (run_id, stage, sqlstate, error_message, error_detail, error_context)
-    VALUES (p_run_id, 'run', ex_sqlstate, ex_message, nullif(ex_detail, ''), ex_context);
+    -- Its own block: a failure row that cannot be written must not keep the run from being
+    -- recorded as failed.
+    BEGIN
+        INSERT INTO pipeline.pipeline_failures (run_id, stage, sqlstate, error_message, error_detail, error_context)
+        VALUES (p_run_id, 'run', ex_sqlstate, ex_message, nullif(ex_detail, ''), ex_context);
+        SET CONSTRAINTS ALL IMMEDIATE;
+        v_logged := 1;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        GET STACKED DIAGNOSTICS ex_log_sqlstate = RETURNED_SQLSTATE, ex_log_message = MESSAGE_TEXT;
+    END;
     UPDATE pipeline.pipeline_runs AS r
     SET status = 'failed',
         mode = v_mode,
         finished_at = clock_timestamp(),
-        failures = 1,
+        failures = v_logged,
         error_message = format('%s (SQLSTATE %s)', ex_message, ex_sqlstate)
+                        || CASE WHEN v_logged = 0
+                                THEN format('; this failure could not be logged in pipeline_failures: %s (SQLSTATE %s)',
+                                            ex_log_message, ex_log_sqlstate)
+                                ELSE '' END
     WHERE r.run_id = p_run_id;
     RETURN 'failed';
 END;
 $$;
 
 COMMENT ON FUNCTION pipeline._execute_run(bigint, boolean) IS
-    'One run''s work in one transaction (full when p_full or needed); returns succeeded or failed (the error is logged as a run failure).';
+    'One run''s work in one transaction (full when p_full or needed); returns succeeded or failed (the error is '
+    'logged as a run failure, or in pipeline_runs.error_message when pipeline_failures refuses it).';

@@ -11,6 +11,8 @@ DECLARE
     v_run_id bigint;
     v_status text;
     v_run record;
+    ex_sqlstate text;
+    ex_message text;
 BEGIN
     -- Fails at once inside a transaction block, before the lock below could leak there.
     COMMIT;
@@ -24,12 +26,41 @@ BEGIN
         RETURN;
     END IF;
 
-    v_run_id := pipeline._begin_run(p_trigger);
+    -- The session lock outlives an error in this session (psql keeps it open), so from here on
+    -- every way out releases it. (A block with a handler cannot COMMIT: hence two blocks.)
+    BEGIN
+        v_run_id := pipeline._begin_run(p_trigger);
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
+        RAISE;
+    END;
     COMMIT;  -- the running row must be visible while the work goes on
-    v_status := pipeline._execute_run(v_run_id, coalesce(p_full, false));
+    BEGIN
+        v_status := pipeline._execute_run(v_run_id, coalesce(p_full, false));
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        -- _execute_run records its own failures; this is when even recording the outcome broke.
+        GET STACKED DIAGNOSTICS ex_sqlstate = RETURNED_SQLSTATE, ex_message = MESSAGE_TEXT;
+        v_status := 'unrecorded';
+        BEGIN
+            UPDATE pipeline.pipeline_runs AS r
+            SET status = 'failed',
+                finished_at = pg_catalog.clock_timestamp(),
+                error_message = pg_catalog.format('the run broke while recording its outcome: %s (SQLSTATE %s)',
+                                                  ex_message, ex_sqlstate)
+            WHERE r.run_id = v_run_id;
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            NULL;  -- the row stays running; the next run marks it aborted
+        END;
+    END;
     COMMIT;
     PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
 
+    IF v_status = 'unrecorded' THEN
+        RAISE EXCEPTION 'pipeline run % failed while recording its outcome: % (SQLSTATE %)',
+            v_run_id, ex_message, ex_sqlstate
+            USING ERRCODE = 'external_routine_exception',
+                  HINT = 'Check that pipeline.pipeline_runs and pipeline.pipeline_failures can be written.';
+    END IF;
     SELECT * INTO v_run FROM pipeline.pipeline_runs AS r WHERE r.run_id = v_run_id;
     IF v_status = 'failed' THEN
         -- Raised after the COMMIT, so the failed run stays recorded while pg_cron and the CLI see an error.
