@@ -101,6 +101,13 @@ def build_parser() -> Parser:
         default=_env("PIPELINE_CRON", cron.DEFAULT_CRON),
         help="cron expression (env PIPELINE_CRON; default hourly, '0 * * * *')",
     )
+    p.add_argument(
+        "--run-as",
+        metavar="ROLE",
+        default=_env("PIPELINE_RUN_AS"),
+        help="role the job runs as: one that may run the pipeline, never a superuser (env PIPELINE_RUN_AS; "
+        f"default {cron.RUNNER_ROLE} if it exists, else the connecting role if it is not a superuser)",
+    )
     sub.add_parser("unschedule", parents=[common, job], help="remove the pg_cron job")
     p = sub.add_parser(
         "status", parents=[common, output, job], help="the job, its executions and the last runs"
@@ -147,6 +154,16 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     print(f"migrations applied: {applied}; routines (re)created: {result.routines}")
     for table, problem in result.unwatched:
         print(f"warning: change capture does not watch {table}: {problem}; runs will be full runs")
+    for table in result.unreadable:
+        print(
+            f"warning: {result.role} may not read {table}: runs fail until a DBA runs "
+            f"GRANT SELECT ON {table} TO {result.role}"
+        )
+    for role, granted, access in result.access:
+        if granted:
+            print(f"access: {role} {access}")
+        else:
+            print(f"note: role {role} does not exist; create it for a role that {access} (README, Roles)")
     return ExitCode.OK
 
 
@@ -169,8 +186,10 @@ def _job_name(args: argparse.Namespace, url: str) -> str:
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
     url = resolve_database_url(args.database_url)
-    job = cron.schedule(url, args.cron, _job_name(args, url))
+    job, run_as = cron.schedule_as(url, args.cron, _job_name(args, url), args.run_as)
     _print([vars(job)], args.format)
+    if args.format == "table":  # json and csv carry it in the username field
+        print(f"the job runs as role {job.username} ({run_as.why})")
     return ExitCode.OK
 
 

@@ -2,6 +2,10 @@
 
 pg_cron lives in one database of the cluster (cron.database_name); the job is created there
 with cron.schedule_in_database so that it runs in the pipeline's database, whatever that is.
+
+pg_cron runs a job as the job's `username`. The job runs as a role that may only run the
+pipeline (pipeline_runner by default), never as a superuser. pg_cron lets only a superuser
+create a job for another role; any other role schedules the job for itself.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from pytools.migrations import require_migrated
 
 DEFAULT_CRON = "0 * * * *"
 JOB_COMMAND = "CALL pipeline.run_patient_journey_pipeline('cron')"
+RUNNER_ROLE = "pipeline_runner"
+PROCEDURE = "pipeline.run_patient_journey_pipeline(text, boolean)"
+CREATE_RUNNER = (
+    f"CREATE ROLE {RUNNER_ROLE} LOGIN; then run `python -m pytools migrate`, which grants it the "
+    "right to run the pipeline"
+)
 
 
 def default_job_name(url: str) -> str:
@@ -45,6 +55,18 @@ def cron_database(conn: psycopg.Connection[Any]) -> str:
     row = conn.execute(
         "SELECT setting FROM pg_settings WHERE name = 'cron.database_name' AND context = 'postmaster'"
     ).fetchone()
+    if not row:
+        # pg_cron shows its settings to superusers and pg_read_all_settings only; a placeholder
+        # set by hand is visible to all, so a hidden one is the loaded library's.
+        try:
+            with conn.transaction():
+                conn.execute("SELECT current_setting('cron.database_name', true)")
+        except psycopg.errors.InsufficientPrivilege:
+            raise UserError(
+                "pg_cron's settings (which database it runs in) are hidden from this role: run this "
+                "command as a superuser, or have one GRANT pg_read_all_settings TO this role",
+                ExitCode.DATABASE_ERROR,
+            ) from None
     if not row or not row[0]:
         raise UserError(
             "pg_cron is not loaded on this server: install postgresql-15-cron, add pg_cron to "
@@ -70,25 +92,117 @@ def cron_connection(url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         yield cron_conn
 
 
-def find_job(conn: psycopg.Connection[dict[str, Any]], job_name: str) -> Job | None:
-    row = conn.execute(
+@dataclass(frozen=True)
+class RunAs:
+    """The role the job runs as, and why it was chosen."""
+
+    role: str
+    why: str
+
+
+def _jobs_named(conn: psycopg.Connection[dict[str, Any]], job_name: str) -> list[Job]:
+    """Jobs of that name (pg_cron keys jobs by name and user); cron.job shows a non-superuser only its own."""
+    rows = conn.execute(
         "SELECT jobid, jobname, schedule, command, database, username, active "
-        "FROM cron.job WHERE jobname = %s",
+        "FROM cron.job WHERE jobname = %s ORDER BY jobid DESC",
         (job_name,),
+    ).fetchall()
+    return [Job(**row) for row in rows]
+
+
+def find_job(conn: psycopg.Connection[dict[str, Any]], job_name: str) -> Job | None:
+    jobs = _jobs_named(conn, job_name)
+    return jobs[0] if jobs else None
+
+
+def choose_run_as(target: psycopg.Connection[Any], requested: str | None) -> RunAs:
+    """The role the job will run as, checked; a one-line error when there is none fit for it.
+
+    Asked for (--run-as), else pipeline_runner if it exists, else the connecting role unless
+    it is a superuser. Refused: a superuser, a role that cannot log in (pg_cron connects as
+    it) or may not run the pipeline, and, when connected as a non-superuser, another role.
+    """
+    me, me_super = target.execute(
+        "SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone() or ("", False)
+    if requested:
+        choice = RunAs(requested, "asked for with --run-as or PIPELINE_RUN_AS")
+    elif target.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNNER_ROLE,)).fetchone():
+        choice = RunAs(RUNNER_ROLE, f"the default: role {RUNNER_ROLE} exists")
+    elif not me_super:
+        choice = RunAs(str(me), f"the connecting role: there is no role {RUNNER_ROLE}")
+    else:
+        raise UserError(
+            f"no role to run the job as: there is no role {RUNNER_ROLE} and the connecting role "
+            f"{me} is a superuser, which the job must not run as; create it: {CREATE_RUNNER} "
+            "(or pass --run-as ROLE)",
+            ExitCode.USAGE,
+        )
+    row = target.execute(
+        "SELECT rolsuper, rolcanlogin, has_function_privilege(oid, %s, 'EXECUTE') "
+        "FROM pg_roles WHERE rolname = %s",
+        (PROCEDURE, choice.role),
     ).fetchone()
-    return Job(**row) if row else None
+    if row is None:
+        raise UserError(
+            f"role {choice.role!r} ({choice.why}) does not exist: pass an existing role to --run-as",
+            ExitCode.USAGE,
+        )
+    is_super, can_login, may_run = row
+    if is_super:
+        raise UserError(
+            f"refusing to schedule the job as {choice.role!r}, a superuser: the job runs as a role that "
+            f"may only run the pipeline; pass --run-as {RUNNER_ROLE} after {CREATE_RUNNER}",
+            ExitCode.USAGE,
+        )
+    if not can_login:
+        raise UserError(
+            f"role {choice.role!r} cannot log in, and pg_cron connects as the job's role: "
+            f"ALTER ROLE {choice.role} LOGIN, or pass another role to --run-as",
+            ExitCode.USAGE,
+        )
+    if not may_run:
+        raise UserError(
+            f"role {choice.role!r} may not run the pipeline (no EXECUTE on {PROCEDURE}): run "
+            f"`python -m pytools migrate` once role {RUNNER_ROLE} exists, or GRANT {RUNNER_ROLE} TO "
+            f"{choice.role}",
+            ExitCode.USAGE,
+        )
+    if choice.role != me and not me_super:
+        raise UserError(
+            f"pg_cron lets only a superuser schedule a job that runs as another role: connect as "
+            f"{choice.role!r} to schedule it, or as a superuser",
+            ExitCode.USAGE,
+        )
+    return choice
 
 
-def schedule(url: str, cron_expr: str, job_name: str) -> Job:
+def schedule(url: str, cron_expr: str, job_name: str, run_as: str | None = None) -> Job:
     """Create the job, or update its schedule if it exists; safe to repeat."""
+    return schedule_as(url, cron_expr, job_name, run_as)[0]
+
+
+def schedule_as(url: str, cron_expr: str, job_name: str, run_as: str | None = None) -> tuple[Job, RunAs]:
+    """Create or update the job, running as `run_as` or the role choose_run_as picks."""
     dbname = database_name(url)
     with cron_connection(url) as conn:
         with connect(url) as target:
             require_migrated(target)  # else the job would call a procedure that does not exist
+            choice = choose_run_as(target, run_as)
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
         try:
+            if superuser and superuser["rolsuper"]:
+                # One job per name: a job of that name left from another role (pg_cron keys
+                # jobs by name and user) would run too.
+                for old in _jobs_named(conn, job_name):
+                    if old.username != choice.role:
+                        conn.execute("SELECT cron.unschedule(%s::bigint)", (old.jobid,))
+                username: str | None = choice.role
+            else:
+                username = None  # pg_cron: only a superuser may name the user, even itself
             conn.execute(
-                "SELECT cron.schedule_in_database(%s, %s, %s, %s)",
-                (job_name, cron_expr, JOB_COMMAND, dbname),
+                "SELECT cron.schedule_in_database(%s, %s, %s, %s, %s)",
+                (job_name, cron_expr, JOB_COMMAND, dbname, username),
             )
         except psycopg.errors.InvalidParameterValue as exc:
             raise UserError(
@@ -104,16 +218,19 @@ def schedule(url: str, cron_expr: str, job_name: str) -> Job:
             f"pg_cron accepted job {job_name!r} but cron.job does not show it to this user",
             ExitCode.DATABASE_ERROR,
         )
-    return job
+    return job, choice
 
 
 def unschedule(url: str, job_name: str) -> bool:
-    """Remove the job; False when there was none (nothing to do)."""
+    """Remove the job (whichever role it runs as); False when there was none (nothing to do)."""
     with cron_connection(url) as conn:
-        if find_job(conn, job_name) is None:
+        jobs = _jobs_named(conn, job_name)
+        if not jobs:
             return False
         try:
-            conn.execute("SELECT cron.unschedule(%s)", (job_name,))
+            for job in jobs:
+                # by id: cron.unschedule(name) looks only at the caller's own jobs
+                conn.execute("SELECT cron.unschedule(%s::bigint)", (job.jobid,))
         except psycopg.Error as exc:
             raise database_error("removing the pg_cron job", exc) from None
     return True

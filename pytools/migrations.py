@@ -26,6 +26,12 @@ class MigrateResult:
     routines: int
     # (table, problem) for each source table change capture could not watch
     unwatched: list[tuple[str, str]]
+    # source tables that exist but the migrating role may not read: runs fail until it may
+    unreadable: list[str]
+    # the role that ran migrate, which owns what it created
+    role: str
+    # (role, granted, access) from pipeline.grant_access(): who may run the pipeline or read it
+    access: list[tuple[str, bool, str]]
 
 
 def migrate(url: str) -> MigrateResult:
@@ -33,6 +39,13 @@ def migrate(url: str) -> MigrateResult:
         try:
             # yoyo keeps its bookkeeping in the pipeline schema, so the schema must exist first.
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        except psycopg.errors.InsufficientPrivilege:
+            raise UserError(
+                "creating schema pipeline failed: this role may not create schemas in the database; "
+                "a superuser can run CREATE SCHEMA pipeline AUTHORIZATION <this role> (or GRANT CREATE "
+                "ON DATABASE <db> TO <this role>), then run migrate again as this role",
+                ExitCode.DATABASE_ERROR,
+            ) from None
         except psycopg.Error as exc:
             raise database_error("creating schema pipeline", exc) from None
 
@@ -63,10 +76,26 @@ def migrate(url: str) -> MigrateResult:
             step = "installing change capture"
             unwatched = conn.execute("SELECT table_name, problem FROM pipeline.install_change_capture()")
             problems = [(str(table), str(problem)) for table, problem in unwatched.fetchall()]
+            step = "checking which source tables it may read"
+            unreadable = conn.execute(
+                "SELECT w.table_name FROM pipeline._change_capture_tables() AS w "
+                "WHERE w.table_name LIKE 'public.%' AND to_regclass(w.table_name) IS NOT NULL "
+                "AND NOT has_table_privilege(to_regclass(w.table_name), 'SELECT') ORDER BY 1"
+            ).fetchall()
+            step = "granting access to pipeline_runner and pipeline_reader"
+            access = conn.execute("SELECT role_name, granted, access FROM pipeline.grant_access()").fetchall()
+            role = conn.execute("SELECT current_user").fetchone()
             conn.commit()
         except psycopg.Error as exc:
             raise database_error(step, exc) from None
-    return MigrateResult(applied=[m.id for m in pending], routines=len(routine_files()), unwatched=problems)
+    return MigrateResult(
+        applied=[m.id for m in pending],
+        routines=len(routine_files()),
+        unwatched=problems,
+        unreadable=[str(row[0]) for row in unreadable],
+        role=str(role[0]) if role else "",
+        access=[(str(role), bool(granted), str(what)) for role, granted, what in access],
+    )
 
 
 def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:

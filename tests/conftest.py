@@ -19,6 +19,9 @@ from tests.backends import test_server
 
 TEMPLATE = "pjp_template"
 _counter = itertools.count()
+# The roles README "Roles" tells a DBA to create; cluster-wide, so created once, before the
+# template is migrated (migrate grants them their access). LOGIN so that tests connect as them.
+ROLES = ("pipeline_owner", "pipeline_runner", "pipeline_reader")
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +31,9 @@ def server() -> Iterator[str]:
         print(f"\ntest PostgreSQL from {backend}")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            for role in ROLES:
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                    conn.execute(f"CREATE ROLE {role} LOGIN")
         yield url
 
 

@@ -177,7 +177,7 @@ def test_top_level_help_names_database_url(tmp_path: Path) -> None:
 HELP_ENV_VARS = {
     "migrate": ["DATABASE_URL"],
     "run-now": ["DATABASE_URL", "PIPELINE_FORMAT"],
-    "schedule": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_JOB_NAME", "PIPELINE_CRON"],
+    "schedule": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_JOB_NAME", "PIPELINE_CRON", "PIPELINE_RUN_AS"],
     "unschedule": ["DATABASE_URL", "PIPELINE_JOB_NAME"],
     "status": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_JOB_NAME", "PIPELINE_LIMIT"],
     "failures": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_LIMIT"],

@@ -1,6 +1,7 @@
-"""A real pg_cron execution: the scheduler runs the job in the test database and reports
-success; a run that breaks shows as failed in cron.job_run_details, data problems do not, and
-neither does a run that cannot even log its failure go unnoticed."""
+"""A real pg_cron execution: the scheduler runs the job in the test database, as the role that
+may only run the pipeline, and reports success; a run that breaks shows as failed in
+cron.job_run_details, data problems do not, and neither does a run that cannot even log its
+failure go unnoticed."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def test_pg_cron_runs_the_pipeline_and_reports_whether_the_run_worked(
     insert(db, "activity", ["id", "content_slug", "schedule_id"], [(20, "broken", 200)])
     insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 20)])
     healthy = cron.schedule(db_url, "* * * * *", cron.default_job_name(db_url))
+    assert healthy.username == "pipeline_runner"  # scheduled by a superuser, run as the runner
 
     # A database where the run itself breaks: the pipeline is installed, a source table is not.
     from pytools.migrations import migrate
@@ -83,6 +85,7 @@ def test_pg_cron_runs_the_pipeline_and_reports_whether_the_run_worked(
     assert window["n"] == 1
     run = db.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id LIMIT 1").fetchone()
     assert (run["trigger"], run["status"], run["failures"]) == ("cron", "succeeded", 1)
+    assert run["run_by"] == "pipeline_runner"
 
     assert broken_runs and broken_runs[0]["status"] == "failed", broken_runs
     assert "pipeline run" in broken_runs[0]["return_message"]

@@ -1,13 +1,21 @@
 -- Record a new run. Called only while holding the pipeline lock, so any other run still
 -- marked running lost its session (killed backend, crash) and is marked aborted.
+-- SECURITY DEFINER: the role running the pipeline needs no write access to its tables. It
+-- refuses to run outside the lock, or it could mark a live run aborted.
 CREATE OR REPLACE FUNCTION pipeline._begin_run(p_trigger text)
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_run_id bigint;
 BEGIN
+    IF NOT pipeline._holds_run_lock() THEN
+        RAISE EXCEPTION 'pipeline._begin_run is a step of pipeline.run_patient_journey_pipeline and needs its lock'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'CALL pipeline.run_patient_journey_pipeline();';
+    END IF;
     UPDATE pipeline.pipeline_runs AS r
     SET status = 'aborted',
         finished_at = clock_timestamp(),
@@ -20,6 +28,9 @@ BEGIN
     RETURN v_run_id;
 END;
 $$;
+
+-- Granted to the role that runs the pipeline (pipeline.grant_access()), not to everyone.
+REVOKE ALL ON FUNCTION pipeline._begin_run(text) FROM PUBLIC;
 
 COMMENT ON FUNCTION pipeline._begin_run(text) IS
     'Marks runs whose session died as aborted and inserts a running row for the new run.';

@@ -3,9 +3,13 @@
 -- log problems, upsert, purge, record the outcome. Any error rolls the work back (the queued
 -- changes included) and leaves one 'run' failure; should pipeline_failures refuse even that
 -- row (disk full, a failing trigger), the run is still recorded as failed, saying so.
+-- SECURITY DEFINER: the work runs with the owner's rights (every routine it calls pins
+-- search_path too), so the role running the pipeline needs no rights on its tables or on the
+-- source tables. It works only on a run this session began under the lock.
 CREATE OR REPLACE FUNCTION pipeline._execute_run(p_run_id bigint, p_full boolean)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
@@ -21,6 +25,13 @@ DECLARE
     ex_log_message text;
     v_logged integer := 0;
 BEGIN
+    IF NOT pipeline._holds_run_lock()
+       OR NOT EXISTS (SELECT FROM pipeline.pipeline_runs AS r
+                      WHERE r.run_id = p_run_id AND r.status = 'running' AND r.backend_pid = pg_backend_pid()) THEN
+        RAISE EXCEPTION 'pipeline._execute_run works only on a run this session began under the pipeline''s lock'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'CALL pipeline.run_patient_journey_pipeline();';
+    END IF;
     BEGIN
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
         v_mode := pipeline._drain_changes(p_full);
@@ -82,6 +93,9 @@ BEGIN
     RETURN 'failed';
 END;
 $$;
+
+-- Granted to the role that runs the pipeline (pipeline.grant_access()), not to everyone.
+REVOKE ALL ON FUNCTION pipeline._execute_run(bigint, boolean) FROM PUBLIC;
 
 COMMENT ON FUNCTION pipeline._execute_run(bigint, boolean) IS
     'One run''s work in one transaction (full when p_full or needed); returns succeeded or failed (the error is '

@@ -1,15 +1,17 @@
 -- One pipeline run, as pg_cron, psql or the CLI call it (outside a transaction block).
--- Thin on purpose: a procedure that COMMITs cannot pin search_path or catch errors, so the
--- work lives in functions; every name here is schema-qualified.
+-- Thin on purpose: a procedure that COMMITs cannot pin search_path, be SECURITY DEFINER or
+-- catch errors, so the work lives in functions that are (and that pin search_path). It runs
+-- with the caller's rights and the caller's search_path, so every name here is
+-- schema-qualified, operators included: nothing a caller's schema holds can stand in for ours.
 CREATE OR REPLACE PROCEDURE pipeline.run_patient_journey_pipeline(p_trigger text DEFAULT 'manual',
                                                                   p_full boolean DEFAULT false)
 LANGUAGE plpgsql
 AS $$
 DECLARE
     -- Session-level, so it survives the COMMITs below and dies with a killed backend.
-    v_lock_key constant bigint := 4857394021;
+    v_lock_key constant bigint := 4857394021;  -- also in pipeline._holds_run_lock()
     v_run_id bigint;
-    v_status text;
+    v_status pg_catalog.text;
     v_run record;
     ex_sqlstate text;
     ex_message text;
@@ -17,10 +19,7 @@ BEGIN
     -- Fails at once inside a transaction block, before the lock below could leak there.
     COMMIT;
     IF NOT pg_catalog.pg_try_advisory_lock(v_lock_key) THEN
-        INSERT INTO pipeline.pipeline_runs (trigger, status, finished_at, error_message)
-        VALUES (coalesce(p_trigger, 'manual'), 'skipped', pg_catalog.clock_timestamp(),
-                'another run held the pipeline')
-        RETURNING run_id INTO v_run_id;
+        v_run_id := pipeline._record_skipped_run(p_trigger);
         COMMIT;
         RAISE NOTICE 'pipeline run % skipped: another run holds the pipeline', v_run_id;
         RETURN;
@@ -47,22 +46,22 @@ BEGIN
                 finished_at = pg_catalog.clock_timestamp(),
                 error_message = pg_catalog.format('the run broke while recording its outcome: %s (SQLSTATE %s)',
                                                   ex_message, ex_sqlstate)
-            WHERE r.run_id = v_run_id;
+            WHERE r.run_id OPERATOR(pg_catalog.=) v_run_id;
         EXCEPTION WHEN OTHERS OR query_canceled THEN
-            NULL;  -- the row stays running; the next run marks it aborted
+            NULL;  -- e.g. a runner may not write pipeline_runs: the row stays running, the next run marks it aborted
         END;
     END;
     COMMIT;
     PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
 
-    IF v_status = 'unrecorded' THEN
+    IF v_status OPERATOR(pg_catalog.=) 'unrecorded' THEN
         RAISE EXCEPTION 'pipeline run % failed while recording its outcome: % (SQLSTATE %)',
             v_run_id, ex_message, ex_sqlstate
             USING ERRCODE = 'external_routine_exception',
                   HINT = 'Check that pipeline.pipeline_runs and pipeline.pipeline_failures can be written.';
     END IF;
-    SELECT * INTO v_run FROM pipeline.pipeline_runs AS r WHERE r.run_id = v_run_id;
-    IF v_status = 'failed' THEN
+    SELECT * INTO v_run FROM pipeline.pipeline_runs AS r WHERE r.run_id OPERATOR(pg_catalog.=) v_run_id;
+    IF v_status OPERATOR(pg_catalog.=) 'failed' THEN
         -- Raised after the COMMIT, so the failed run stays recorded while pg_cron and the CLI see an error.
         RAISE EXCEPTION 'pipeline run % failed: %', v_run_id, v_run.error_message
             USING ERRCODE = 'external_routine_exception',
@@ -78,6 +77,5 @@ COMMENT ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) IS
     'Recomputes only what the change queue names unless p_full. '
     'CALL it outside a transaction block; a concurrent call records itself as skipped.';
 
--- Running the pipeline is granted, not public (a caller without rights on its tables would
--- fail after taking the lock).
+-- Running the pipeline is granted (pipeline.grant_access() grants it to pipeline_runner), not public.
 REVOKE ALL ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) FROM PUBLIC;

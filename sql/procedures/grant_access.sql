@@ -1,0 +1,49 @@
+-- Grant the package's two kinds of access to the roles a DBA created for them (README, "Roles"):
+--   pipeline_runner  may run the pipeline: EXECUTE on the procedure and on the three steps it
+--                    calls with the owner's rights; SELECT on pipeline_runs to read the outcome.
+--                    Nothing else: it cannot write any table, nor read the source tables.
+--   pipeline_reader  may read the results: the window table, pipeline_failures,
+--                    current_failures and pipeline_runs. Nothing else.
+-- Both also get USAGE on the schema and SELECT on yoyo's migration list, which the CLI reads
+-- to check that the schema is up to date. A role that does not exist is skipped (granted =
+-- false). Run by every migrate, as the owner; safe to repeat. Give these rights to other roles
+-- by membership: GRANT pipeline_reader TO analyst;
+CREATE OR REPLACE FUNCTION pipeline.grant_access()
+RETURNS TABLE (role_name text, granted boolean, access text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pipeline, pg_temp
+AS $$
+BEGIN
+    role_name := 'pipeline_runner';
+    granted := EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = role_name);
+    access := 'may run the pipeline (EXECUTE on pipeline.run_patient_journey_pipeline) and read pipeline_runs';
+    IF granted THEN
+        GRANT USAGE ON SCHEMA pipeline TO pipeline_runner;
+        GRANT EXECUTE ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) TO pipeline_runner;
+        GRANT EXECUTE ON FUNCTION pipeline._record_skipped_run(text), pipeline._begin_run(text),
+                                  pipeline._execute_run(bigint, boolean) TO pipeline_runner;
+        GRANT SELECT ON pipeline.pipeline_runs TO pipeline_runner;
+        IF to_regclass('pipeline._yoyo_migration') IS NOT NULL THEN
+            GRANT SELECT ON pipeline._yoyo_migration TO pipeline_runner;
+        END IF;
+    END IF;
+    RETURN NEXT;
+
+    role_name := 'pipeline_reader';
+    granted := EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = role_name);
+    access := 'may read patient_journey_schedule_window, pipeline_failures, current_failures and pipeline_runs';
+    IF granted THEN
+        GRANT USAGE ON SCHEMA pipeline TO pipeline_reader;
+        GRANT SELECT ON pipeline.patient_journey_schedule_window, pipeline.pipeline_failures,
+                        pipeline.current_failures, pipeline.pipeline_runs TO pipeline_reader;
+        IF to_regclass('pipeline._yoyo_migration') IS NOT NULL THEN
+            GRANT SELECT ON pipeline._yoyo_migration TO pipeline_reader;
+        END IF;
+    END IF;
+    RETURN NEXT;
+END;
+$$;
+
+COMMENT ON FUNCTION pipeline.grant_access() IS
+    'Grants pipeline_runner the right to run the pipeline and pipeline_reader the right to read its results, '
+    'where those roles exist; run by migrate. Other roles get them by membership (GRANT pipeline_reader TO analyst).';

@@ -1,0 +1,600 @@
+"""Least privilege: the package installed and run as the roles README "Roles" tells a DBA to
+create, the pg_cron job never running as a superuser, code planted on a search_path never run
+by the pipeline, and no password from a URL ever printed.
+
+pipeline_owner, pipeline_runner and pipeline_reader are cluster-wide roles that conftest
+creates; each test here installs the pipeline into its own database as pipeline_owner, with
+only the grants the README lists."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from pytools.config import parse_url
+from pytools.sql_files import sample_file
+from tests.pipeline_helpers import insert, one_journey
+from tests.test_cli import (
+    SECRET,
+    assert_ok,
+    assert_one_error_line,
+    clean_env,
+    cli,
+    cron_jobs,
+    with_params,
+)
+
+SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
+USAGE, CONNECTION, DATABASE_ERROR = 2, 3, 6
+
+
+def connect(url: str, user: str) -> psycopg.Connection[dict[str, Any]]:
+    return psycopg.connect(with_params(url, user=user), autocommit=True, row_factory=dict_row)
+
+
+def grant_owner(
+    conn: psycopg.Connection[Any], dbname: str, *, select: bool = True, trigger: bool = True
+) -> None:
+    """What README "Roles" tells the DBA to grant pipeline_owner, in this database."""
+    conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO pipeline_owner')
+    rights = ", ".join(r for r, wanted in (("SELECT", select), ("TRIGGER", trigger)) if wanted)
+    if rights:
+        tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
+        conn.execute(f"GRANT {rights} ON {tables} TO pipeline_owner")
+
+
+@dataclass
+class Install:
+    url: str  # superuser: the DBA, and the application that owns the source tables
+    dbname: str
+    migrate_output: str
+
+    def as_role(self, role: str) -> str:
+        return with_params(self.url, user=role)
+
+
+@pytest.fixture
+def install(empty_db_url: str, tmp_path: Path) -> Install:
+    """The app's tables, the DBA's grants, then `migrate` run as pipeline_owner."""
+    dbname = parse_url(empty_db_url)["dbname"]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(sample_file("source_tables.sql").read_text().encode())
+        grant_owner(conn, dbname)
+    out = assert_ok(
+        cli("migrate", env=clean_env(with_params(empty_db_url, user="pipeline_owner")), cwd=tmp_path)
+    )
+    return Install(empty_db_url, dbname, out)
+
+
+@pytest.fixture
+def app(install: Install) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """The application writing its own tables (it owns them)."""
+    with psycopg.connect(install.url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+# --- the three roles --------------------------------------------------------------------------
+
+
+def test_the_owner_installs_the_runner_runs_and_the_reader_reads(
+    install: Install, app: psycopg.Connection[dict[str, Any]], tmp_path: Path
+) -> None:
+    assert "access: pipeline_runner may run the pipeline" in install.migrate_output
+    assert "access: pipeline_reader may read" in install.migrate_output
+    assert "no right to create triggers" not in install.migrate_output
+    # Not the tables' owner: the triggers are created, only ENABLE ALWAYS is refused.
+    assert "session_replication_role" in install.migrate_output
+
+    foreign = app.execute(
+        "SELECT c.relname AS name FROM pg_class AS c WHERE c.relnamespace = 'pipeline'::regnamespace "
+        "AND c.relowner <> 'pipeline_owner'::regrole "
+        "UNION ALL SELECT p.proname FROM pg_proc AS p WHERE p.pronamespace = 'pipeline'::regnamespace "
+        "AND p.proowner <> 'pipeline_owner'::regrole"
+    ).fetchall()
+    assert foreign == []
+    schema_owner = app.execute(
+        "SELECT nspowner::regrole::text AS r FROM pg_namespace WHERE nspname = 'pipeline'"
+    )
+    assert schema_owner.fetchone() == {"r": "pipeline_owner"}
+
+    one_journey(app)
+    runner_env = clean_env(install.as_role("pipeline_runner"))
+    out = assert_ok(cli("run-now", "--format", "json", env=runner_env, cwd=tmp_path))
+    assert '"status": "succeeded"' in out and '"rows_inserted": 1' in out
+    run = app.execute(
+        "SELECT run_by, mode FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
+    assert run == {"run_by": "pipeline_runner", "mode": "full"}
+
+    # change capture works although the owner only holds TRIGGER on the app's tables
+    app.execute("UPDATE public.patient_journey SET operation_date = '2026-04-01' WHERE id = 1")
+    out = assert_ok(cli("run-now", "--format", "json", env=runner_env, cwd=tmp_path))
+    assert '"mode": "incremental"' in out and '"rows_updated": 1' in out
+
+    reader_env = clean_env(install.as_role("pipeline_reader"))
+    assert_ok(cli("failures", "--all", env=reader_env, cwd=tmp_path))
+    with connect(install.url, "pipeline_reader") as reader:
+        [row] = reader.execute("SELECT * FROM pipeline.patient_journey_schedule_window").fetchall()
+        assert str(row["milestone_date"]) == "2026-04-01"
+
+
+RUNNER_REFUSED = [
+    "INSERT INTO pipeline.patient_journey_schedule_window (patient_journey_id, activity_id) VALUES (7, 7)",
+    "UPDATE pipeline.patient_journey_schedule_window SET window_start_date = NULL",
+    "DELETE FROM pipeline.patient_journey_schedule_window",
+    "TRUNCATE pipeline.patient_journey_schedule_window",
+    "SELECT * FROM pipeline.patient_journey_schedule_window",
+    "SELECT * FROM pipeline.pipeline_failures",
+    "INSERT INTO pipeline.pipeline_runs (trigger) VALUES ('forged')",
+    "DELETE FROM pipeline.change_queue",
+    "UPDATE pipeline.settings SET retention = '1 hour'",
+    "INSERT INTO pipeline.milestone_alias VALUES ('surgery', 'operation')",
+    "SELECT * FROM public.patient_journey",
+]
+
+
+@pytest.mark.parametrize("statement", RUNNER_REFUSED)
+def test_the_runner_may_run_the_pipeline_and_nothing_else(
+    install: Install, app: psycopg.Connection[dict[str, Any]], statement: str
+) -> None:
+    one_journey(app)
+    with connect(install.url, "pipeline_runner") as runner:
+        runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            runner.execute(statement)
+    assert app.execute("SELECT count(*) AS n FROM pipeline.patient_journey_schedule_window").fetchone() == {
+        "n": 1
+    }
+
+
+def test_the_runner_reaches_the_owners_rights_only_through_the_procedure(
+    install: Install, app: psycopg.Connection[dict[str, Any]]
+) -> None:
+    one_journey(app)
+    with connect(install.url, "pipeline_runner") as runner:
+        runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+        [run] = runner.execute("SELECT run_id FROM pipeline.pipeline_runs").fetchall()
+        # The steps that run with the owner's rights refuse a call from outside the procedure:
+        # without its lock, _begin_run would mark a live run aborted, _execute_run run twice.
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            runner.execute("SELECT pipeline._begin_run('forged')")
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            runner.execute("SELECT pipeline._execute_run(%s, true)", (run["run_id"],))
+    # ...and the other routines run with the caller's rights, which do not reach the tables.
+    with (
+        connect(install.url, "pipeline_runner") as runner,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        runner.execute("SELECT pipeline._purge_history(0)")
+    runs = app.execute("SELECT status FROM pipeline.pipeline_runs").fetchall()
+    assert runs == [{"status": "succeeded"}]
+
+
+READER_REFUSED = [
+    "CALL pipeline.run_patient_journey_pipeline()",
+    "INSERT INTO pipeline.patient_journey_schedule_window (patient_journey_id, activity_id) VALUES (7, 7)",
+    "DELETE FROM pipeline.pipeline_failures",
+    "UPDATE pipeline.pipeline_runs SET status = 'failed'",
+    "SELECT * FROM pipeline.held_back_pair",
+    "SELECT * FROM pipeline.change_queue",
+    "SELECT * FROM pipeline.settings",
+    "SELECT * FROM public.patient_journey",
+    "SELECT pipeline._record_skipped_run('forged')",
+]
+
+
+@pytest.mark.parametrize("statement", READER_REFUSED)
+def test_the_reader_may_read_the_results_and_nothing_else(
+    install: Install, app: psycopg.Connection[dict[str, Any]], statement: str
+) -> None:
+    one_journey(app, slug="7d-post-surgery")
+    app.execute("CALL pipeline.run_patient_journey_pipeline()")
+    with connect(install.url, "pipeline_reader") as reader:
+        for table in (
+            "patient_journey_schedule_window",
+            "pipeline_failures",
+            "current_failures",
+            "pipeline_runs",
+        ):
+            reader.execute(f"SELECT * FROM pipeline.{table}").fetchall()
+        [failure] = reader.execute("SELECT schedule_slug FROM pipeline.current_failures").fetchall()
+        assert failure == {"schedule_slug": "7d-post-surgery"}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute(statement)
+
+
+def test_migrate_names_the_grant_the_owner_lacks(empty_db_url: str, tmp_path: Path) -> None:
+    dbname = parse_url(empty_db_url)["dbname"]
+    owner_env = clean_env(with_params(empty_db_url, user="pipeline_owner"))
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(sample_file("source_tables.sql").read_text().encode())
+        line = assert_one_error_line(cli("migrate", env=owner_env, cwd=tmp_path), DATABASE_ERROR)
+        assert "CREATE SCHEMA pipeline AUTHORIZATION" in line
+        grant_owner(conn, dbname, select=False, trigger=False)
+    out = assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
+    for table in SOURCE_TABLES:
+        assert f"GRANT TRIGGER ON public.{table} TO pipeline_owner" in out
+        assert f"GRANT SELECT ON public.{table} TO pipeline_owner" in out
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        grant_owner(conn, dbname)
+    out = assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
+    assert "GRANT TRIGGER" not in out and "GRANT SELECT" not in out
+
+
+def test_migrate_says_which_roles_are_missing(empty_db_url: str, server: str, tmp_path: Path) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute("ALTER ROLE pipeline_reader RENAME TO pjp_reader_away")
+        try:
+            out = assert_ok(cli("migrate", env=clean_env(empty_db_url), cwd=tmp_path))
+        finally:
+            conn.execute("ALTER ROLE pjp_reader_away RENAME TO pipeline_reader")
+    assert "access: pipeline_runner may run" in out
+    assert "note: role pipeline_reader does not exist" in out
+
+
+# --- the pg_cron job runs as the runner -------------------------------------------------------
+
+
+@pytest.fixture
+def job(server: str) -> Iterator[str]:
+    name = f"pjp-priv-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute("DELETE FROM cron.job WHERE jobname = %s", (name,))
+
+
+def test_schedule_runs_the_job_as_pipeline_runner_and_says_so(
+    install: Install, server: str, job: str, tmp_path: Path
+) -> None:
+    out = assert_ok(cli("schedule", "--job-name", job, env=clean_env(install.url), cwd=tmp_path))
+    assert "the job runs as role pipeline_runner (the default: role pipeline_runner exists)" in out
+    [row] = cron_jobs(server, job)
+    assert row["username"] == "pipeline_runner" and row["database"] == install.dbname
+
+
+def test_schedule_replaces_a_job_of_the_same_name_that_ran_as_another_role(
+    install: Install, server: str, job: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(
+            "SELECT cron.schedule_in_database(%s, '0 * * * *', 'SELECT 1', %s, 'postgres')",
+            (job, install.dbname),
+        )
+    assert_ok(cli("schedule", "--job-name", job, env=clean_env(install.url), cwd=tmp_path))
+    assert [r["username"] for r in cron_jobs(server, job)] == ["pipeline_runner"]
+    assert_ok(cli("unschedule", "--job-name", job, env=clean_env(install.url), cwd=tmp_path))
+    assert cron_jobs(server, job) == []
+
+
+@pytest.mark.parametrize("via", ["flag", "env"])
+def test_schedule_refuses_to_run_the_job_as_a_superuser(
+    install: Install, server: str, job: str, via: str, tmp_path: Path
+) -> None:
+    env = clean_env(install.url)
+    args = ["schedule", "--job-name", job]
+    if via == "flag":
+        args += ["--run-as", "postgres"]
+    else:
+        env["PIPELINE_RUN_AS"] = "postgres"
+    line = assert_one_error_line(cli(*args, env=env, cwd=tmp_path), USAGE)
+    assert "superuser" in line and "pipeline_runner" in line
+    assert cron_jobs(server, job) == []
+
+
+def test_schedule_refuses_when_only_a_superuser_is_there_to_run_it(
+    install: Install, server: str, job: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute("ALTER ROLE pipeline_runner RENAME TO pjp_runner_away")
+        try:
+            result = cli("schedule", "--job-name", job, env=clean_env(install.url), cwd=tmp_path)
+        finally:
+            conn.execute("ALTER ROLE pjp_runner_away RENAME TO pipeline_runner")
+    line = assert_one_error_line(result, USAGE)
+    assert "CREATE ROLE pipeline_runner LOGIN" in line
+    assert cron_jobs(server, job) == []
+
+
+@pytest.mark.parametrize(
+    ("role", "reason"),
+    [("pipeline_reader", "may not run the pipeline"), ("pjp_no_such_role", "does not exist")],
+)
+def test_schedule_refuses_a_role_that_cannot_run_the_pipeline(
+    install: Install, server: str, job: str, role: str, reason: str, tmp_path: Path
+) -> None:
+    result = cli("schedule", "--job-name", job, "--run-as", role, env=clean_env(install.url), cwd=tmp_path)
+    assert reason in assert_one_error_line(result, USAGE)
+    assert cron_jobs(server, job) == []
+
+
+def test_the_runner_may_schedule_its_own_job_but_the_owner_not_one_for_it(
+    install: Install, server: str, job: str, tmp_path: Path
+) -> None:
+    runner_env = clean_env(install.as_role("pipeline_runner"))
+    line = assert_one_error_line(
+        cli("schedule", "--job-name", job, env=runner_env, cwd=tmp_path), DATABASE_ERROR
+    )
+    assert "GRANT pg_read_all_settings" in line
+    grants = [  # README "Roles": what lets a role schedule its own job
+        "pg_read_all_settings TO {}",
+        "USAGE ON SCHEMA cron TO {}",
+        "EXECUTE ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) TO {}",
+    ]
+    with psycopg.connect(server, autocommit=True) as conn:
+        for grant in grants:
+            conn.execute("GRANT " + grant.format("pipeline_runner, pipeline_owner"))
+        try:
+            owner_env = clean_env(install.as_role("pipeline_owner"))
+            line = assert_one_error_line(
+                cli("schedule", "--job-name", job, env=owner_env, cwd=tmp_path), USAGE
+            )
+            assert "only a superuser" in line
+            out = assert_ok(cli("schedule", "--job-name", job, env=runner_env, cwd=tmp_path))
+            assert "the job runs as role pipeline_runner" in out
+            assert [r["username"] for r in cron_jobs(server, job)] == ["pipeline_runner"]
+            assert job in assert_ok(cli("status", "--job-name", job, env=runner_env, cwd=tmp_path))
+            assert "removed" in assert_ok(cli("unschedule", "--job-name", job, env=runner_env, cwd=tmp_path))
+        finally:
+            for grant in grants:
+                conn.execute(
+                    "REVOKE " + grant.format("pipeline_runner, pipeline_owner").replace(" TO ", " FROM ")
+                )
+
+
+# --- a hostile search_path never runs foreign code --------------------------------------------
+
+# Look-alikes of what the pipeline's routines call, each logging that it ran, then doing the
+# real thing. With evil ahead of pg_catalog on a search_path, an unqualified call lands in them.
+LOOK_ALIKES = [  # (name, argument types, result type, the real call)
+    ("lower", "text", "text", "pg_catalog.lower($1)"),
+    ("regexp_replace", "text, text, text, text", "text", "pg_catalog.regexp_replace($1, $2, $3, $4)"),
+    ("string_to_array", "text, text", "text[]", "pg_catalog.string_to_array($1, $2)"),
+    ("isfinite", "date", "boolean", "pg_catalog.isfinite($1)"),
+    ("now", "", "timestamptz", "pg_catalog.now()"),
+    ("clock_timestamp", "", "timestamptz", "pg_catalog.clock_timestamp()"),
+    ("pg_backend_pid", "", "integer", "pg_catalog.pg_backend_pid()"),
+    ("to_regclass", "text", "regclass", "pg_catalog.to_regclass($1)"),
+    ("set_config", "text, text, boolean", "text", "pg_catalog.set_config($1, $2, $3)"),
+    ("texteq", "text, text", "boolean", "$1 OPERATOR(pg_catalog.=) $2"),
+    ("int8eq", "bigint, bigint", "boolean", "$1 OPERATOR(pg_catalog.=) $2"),
+    ("count_step", "bigint, bigint", "bigint", "$1 + 1"),
+    ("agg_step", "bigint[], bigint", "bigint[]", "pg_catalog.array_append($1, $2)"),
+]
+TRAP = "\n".join(
+    [
+        "CREATE TABLE evil.log (who text NOT NULL DEFAULT current_user, what text NOT NULL);",
+        "GRANT USAGE ON SCHEMA evil TO PUBLIC;",
+        "GRANT INSERT ON evil.log TO PUBLIC;",
+        *(
+            f"CREATE FUNCTION evil.{name}({args}) RETURNS {result} LANGUAGE plpgsql "
+            f"SET search_path = pg_catalog AS $$ BEGIN "
+            f"INSERT INTO evil.log (what) VALUES ('{name}'); RETURN {real}; END $$;"
+            for name, args, result, real in LOOK_ALIKES
+        ),
+        "CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq);",
+        "CREATE OPERATOR evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8eq);",
+        "CREATE AGGREGATE evil.count(bigint) (SFUNC = evil.count_step, STYPE = bigint, INITCOND = '0');",
+        "CREATE AGGREGATE evil.array_agg(bigint) (SFUNC = evil.agg_step, STYPE = bigint[]);",
+    ]
+)
+HOSTILE_PATH = "SET search_path = evil, pg_catalog, public"
+
+
+@pytest.fixture
+def attacker(install: Install, app: psycopg.Connection[dict[str, Any]]) -> Iterator[str]:
+    """A role that writes the app's tables and owns schema evil, with TRAP planted in it."""
+    role = f"pjp_attacker_{uuid.uuid4().hex[:8]}"
+    app.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        app.execute(f"CREATE SCHEMA evil AUTHORIZATION {role}")
+        tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
+        app.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {tables} TO {role}")
+        with connect(install.url, role) as conn:
+            conn.execute(TRAP)
+            conn.execute(HOSTILE_PATH)
+            conn.execute("SELECT lower('ARMED')")  # the trap works: an unqualified call lands in it
+        assert caught(app) == [{"who": role, "what": "lower"}]
+        app.execute("DELETE FROM evil.log")
+        yield role
+    finally:
+        app.execute(f"DROP OWNED BY {role}")
+        app.execute(f"DROP ROLE {role}")
+
+
+def caught(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
+    return conn.execute("SELECT DISTINCT who, what FROM evil.log ORDER BY what").fetchall()
+
+
+def test_a_run_never_calls_code_planted_on_the_callers_search_path(
+    install: Install, app: psycopg.Connection[dict[str, Any]], attacker: str
+) -> None:
+    one_journey(app)
+    insert(app, "schedule", ["id", "slug"], [(200, "7D-post-Surgery")])  # parse errors take their own path
+    insert(app, "activity", ["id", "content_slug", "schedule_id"], [(20, "wound", 200)])
+    insert(app, "journey_activity", ["journey_id", "activity_id"], [(1, 20)])
+    with connect(install.url, "pipeline_runner") as runner:
+        runner.execute(HOSTILE_PATH)
+        runner.execute("CALL pipeline.run_patient_journey_pipeline()")  # full: the first run
+        app.execute("UPDATE public.patient_journey SET operation_date = '2026-05-01'")
+        runner.execute("CALL pipeline.run_patient_journey_pipeline()")  # incremental
+        runner.execute("CALL pipeline.run_patient_journey_pipeline()")  # noop
+        modes = runner.execute("SELECT mode, status, failures FROM pipeline.pipeline_runs ORDER BY run_id")
+        assert [(r["mode"], r["status"], r["failures"]) for r in modes] == [
+            ("full", "succeeded", 1),
+            ("incremental", "succeeded", 1),
+            ("noop", "succeeded", 1),
+        ]
+    assert caught(app) == []
+
+    # Control: the same trap catches the owner's code once the step that runs with its rights
+    # no longer pins search_path.
+    app.execute("ALTER FUNCTION pipeline._execute_run(bigint, boolean) RESET search_path")
+    with connect(install.url, "pipeline_runner") as runner:
+        runner.execute(HOSTILE_PATH)
+        runner.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")
+    assert {"who": "pipeline_owner", "what": "set_config"} in caught(app)
+
+
+def test_change_capture_never_calls_code_planted_on_the_writers_search_path(
+    install: Install, app: psycopg.Connection[dict[str, Any]], attacker: str
+) -> None:
+    app.execute("DELETE FROM pipeline.change_queue")
+
+    def write_as_attacker() -> None:
+        with connect(install.url, attacker) as conn:
+            conn.execute(HOSTILE_PATH)
+            conn.execute("INSERT INTO public.patient_journey (id, journey_id) VALUES (41, 4), (42, 4)")
+            conn.execute("UPDATE public.patient_journey SET operation_date = '2026-01-01' WHERE id = 41")
+            conn.execute("DELETE FROM public.patient_journey WHERE id = 42")
+            conn.execute("INSERT INTO public.schedule (id, slug) VALUES (9, 'op')")
+            conn.execute("TRUNCATE public.journey_activity")
+            # the writer has no right on the queue its writes fill: the trigger runs as the owner
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM pipeline.change_queue")
+
+    write_as_attacker()
+    queued = app.execute("SELECT kind, keys FROM pipeline.change_queue ORDER BY change_id").fetchall()
+    assert [(q["kind"], q["keys"]) for q in queued] == [
+        ("patient_journey", [41, 42]),
+        ("patient_journey", [41, 41]),
+        ("patient_journey", [42]),
+        ("schedule", [9]),
+        ("full", None),
+    ]
+    assert caught(app) == []
+
+    # Control: the same writes through a trigger function whose search_path is not pinned.
+    app.execute("ALTER FUNCTION pipeline._capture_changes() RESET search_path")
+    write_as_attacker()
+    assert {"who": "pipeline_owner", "what": "texteq"} in caught(app)
+
+
+def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_rights(
+    install: Install, app: psycopg.Connection[dict[str, Any]]
+) -> None:
+    routines = app.execute(
+        "SELECT p.oid::regprocedure::text AS name, p.prokind, p.prosecdef, p.proconfig, "
+        "       has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute, "
+        "       has_function_privilege('pipeline_runner', p.oid, 'EXECUTE') AS runner_execute "
+        "FROM pg_proc AS p WHERE p.pronamespace = 'pipeline'::regnamespace ORDER BY 1"
+    ).fetchall()
+    assert len(routines) > 20
+    pinned = {"search_path=pg_catalog, pipeline, pg_temp", "search_path=pg_catalog, pg_temp"}
+    for routine in routines:
+        if routine["prokind"] == "p":  # it COMMITs, so it cannot pin: every name in it is qualified
+            assert routine["name"] == "pipeline.run_patient_journey_pipeline(text,boolean)"
+            assert not routine["prosecdef"] and not routine["public_execute"] and routine["runner_execute"]
+            continue
+        assert set(routine["proconfig"] or []) & pinned, routine
+    definers = {r["name"]: r for r in routines if r["prosecdef"]}
+    assert set(definers) == {
+        "pipeline._begin_run(text)",
+        "pipeline._execute_run(bigint,boolean)",
+        "pipeline._record_skipped_run(text)",
+        "pipeline._capture_changes()",
+    }
+    assert not any(r["public_execute"] for r in definers.values())
+    assert [n for n, r in definers.items() if r["runner_execute"]] == [
+        "pipeline._begin_run(text)",
+        "pipeline._execute_run(bigint,boolean)",
+        "pipeline._record_skipped_run(text)",
+    ]
+
+
+# --- no password from a URL is ever printed ---------------------------------------------------
+
+
+@pytest.fixture
+def password_roles(server: str) -> Iterator[tuple[str, str]]:
+    """(a superuser, a role with no rights), both logging in with SECRET over scram-sha-256."""
+    suffix = uuid.uuid4().hex[:8]
+    roles = (f"pjp_pw_dba_{suffix}", f"pjp_pw_nobody_{suffix}")
+    with psycopg.connect(server, autocommit=True) as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        if not hba.is_file():
+            pytest.skip(f"the server's hba file {hba} is not reachable by the tests")
+        conn.execute(f"CREATE ROLE {roles[0]} LOGIN SUPERUSER PASSWORD '{SECRET}'")
+        conn.execute(f"CREATE ROLE {roles[1]} LOGIN PASSWORD '{SECRET}'")
+        original = hba.read_text()
+        hba.write_text("".join(f"host all {r} 127.0.0.1/32 scram-sha-256\n" for r in roles) + original)
+        try:
+            conn.execute("SELECT pg_reload_conf()")
+            yield roles
+        finally:
+            hba.write_text(original)
+            conn.execute("SELECT pg_reload_conf()")
+            for role in roles:
+                conn.execute(f"DROP ROLE {role}")
+
+
+def server_log(server: str) -> str:
+    """The server's log, where the tests' local cluster keeps it (next to its data directory)."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        data = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
+    log = data.parent / "server.log"
+    return log.read_text(errors="replace") if log.is_file() else ""
+
+
+def test_no_command_prints_the_password_of_its_url(
+    db_url: str, server: str, job: str, password_roles: tuple[str, str], tmp_path: Path
+) -> None:
+    dba, nobody = password_roles
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        one_journey(conn, slug="7d-post-surgery")  # a failure to list
+    url = with_params(db_url, user=dba, password=SECRET, host="127.0.0.1")
+    in_query = with_params(db_url, user=dba, host="127.0.0.1") + f"?password={SECRET}"
+    env = clean_env(url)
+    outputs = [
+        cli("migrate", env=env, cwd=tmp_path),
+        cli("run-now", env=env, cwd=tmp_path),
+        cli("run-now", "--database-url", in_query, cwd=tmp_path),
+        cli("schedule", "--job-name", job, env=env, cwd=tmp_path),
+        cli("schedule", "--job-name", job, "--format", "json", env=env, cwd=tmp_path),
+        cli("status", "--job-name", job, env=env, cwd=tmp_path),
+        cli("status", "--job-name", job, "--format", "json", env=env, cwd=tmp_path),
+        cli("failures", "--all", env=env, cwd=tmp_path),
+        cli("failures", "--format", "csv", env=env, cwd=tmp_path),
+        cli("unschedule", "--job-name", job, env=env, cwd=tmp_path),
+    ]
+    for result in outputs:
+        assert_ok(result)
+    assert "7d-post-surgery" in outputs[7].stdout and job in outputs[5].stdout
+
+    # errors, from the server and from the CLI, as a role that may do nothing
+    denied = clean_env(with_params(url, user=nobody))
+    refusals = [
+        (cli("status", env=denied, cwd=tmp_path), DATABASE_ERROR),
+        (cli("run-now", env=denied, cwd=tmp_path), DATABASE_ERROR),
+        (cli("migrate", env=denied, cwd=tmp_path), DATABASE_ERROR),
+        (cli("schedule", "--job-name", job, "--run-as", dba, env=env, cwd=tmp_path), USAGE),
+        (cli("status", env=clean_env(with_params(url, dbname="pjp_nowhere")), cwd=tmp_path), CONNECTION),
+        (
+            cli("failures", env=clean_env(with_params(url, password="not-" + SECRET)), cwd=tmp_path),
+            CONNECTION,
+        ),
+    ]
+    for result, code in refusals:
+        assert_one_error_line(result, code)
+    for result, _ in refusals[-2:]:  # these name the URL, its password masked
+        assert f"{dba}:***@" in result.stderr
+    outputs += [result for result, _ in refusals]
+
+    for result in outputs:
+        assert SECRET not in result.stdout + result.stderr, result.args
+    with psycopg.connect(server, autocommit=True) as conn:  # nor anything the commands left behind
+        left = conn.execute(
+            "SELECT count(*) FROM cron.job WHERE row(cron.job.*)::text LIKE %s", (f"%{SECRET}%",)
+        )
+        assert left.fetchone() == (0,)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for table in ("pipeline_runs", "pipeline_failures"):
+            query = f"SELECT count(*) FROM pipeline.{table} AS t WHERE t::text LIKE %s"
+            assert conn.execute(query, (f"%{SECRET}%",)).fetchone() == (0,)
+    assert SECRET not in server_log(server)
