@@ -32,7 +32,8 @@ test: system venv lint
 clean: demo-stop
 	rm -rf .pgdata $(VENV)
 
-# Benchmarks (about 10 minutes at the default size): BENCH_JOURNEYS, BENCH_OLD_JOURNEYS, BENCH_REPEAT.
+# Benchmarks (about 15 minutes at the default size): BENCH_JOURNEYS, BENCH_OLD_JOURNEYS, BENCH_REPEAT.
 bench: system venv
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/app_write_wait.py

@@ -14,62 +14,20 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from common import HERE, WINDOW, bench_server, fresh_database, log, machine
 
-from pytools.cluster import LocalCluster, give_to_server_user
-from pytools.config import with_database
-from pytools.generate import generate
-from pytools.migrations import migrate
-
-HERE = Path(__file__).resolve().parent
 JOURNEYS = int(os.environ.get("BENCH_JOURNEYS", "100000"))
 BASELINE_S = float(os.environ.get("BENCH_BASELINE_SECONDS", "10"))
-WINDOW = "pipeline.patient_journey_schedule_window"
 WRITER = "bench-app-writer"
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-@contextmanager
-def bench_server() -> Iterator[str]:
-    if os.environ.get("BENCH_DATABASE_URL"):
-        yield os.environ["BENCH_DATABASE_URL"]
-        return
-    base = Path(tempfile.mkdtemp(prefix="pjp-write-wait-"))
-    base.chmod(0o755)
-    give_to_server_user(base)
-    cluster = LocalCluster(base / "data", int(os.environ.get("BENCH_PORT", "54341")))
-    cluster.start()
-    try:
-        yield cluster.url("postgres")
-    finally:
-        cluster.stop()
-        subprocess.run(["rm", "-rf", str(base)], check=False)
-
-
-def fresh_database(server: str, name: str) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    url = with_database(server, name)
-    generate(url, JOURNEYS, progress=lambda m: log(f"  generate: {m}"))
-    migrate(url)
-    return url
 
 
 class AppWriter:
@@ -196,13 +154,13 @@ def measure(url: str) -> dict[str, dict[str, float]]:
 
 
 def main() -> int:
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, PostgreSQL 15"
-    with bench_server() as server:
+    with bench_server(54341) as server:
         log(f"application write waits at N = {JOURNEYS:,} patient journeys")
-        results = measure(fresh_database(server, "bench_write_wait"))
+        results = measure(fresh_database(server, "bench_write_wait", JOURNEYS))
 
     print(
-        f"\nN = {JOURNEYS:,} patient journeys ({results['window rows']['rows']:,.0f} window rows); {machine}"
+        f"\nN = {JOURNEYS:,} patient journeys ({results['window rows']['rows']:,.0f} window rows); "
+        f"{machine()}"
     )
     header = ("scenario", "writes", "median", "p99", "max", "lock waits", "run", "run commit")
     rows = [header]
@@ -233,7 +191,7 @@ def main() -> int:
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
     (results_dir / "app_write_wait.json").write_text(
-        json.dumps({"machine": machine, "journeys": JOURNEYS, "results": results}, indent=2)
+        json.dumps({"machine": machine(), "journeys": JOURNEYS, "results": results}, indent=2)
     )
     return 0
 

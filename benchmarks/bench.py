@@ -10,60 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from common import HERE, WINDOW, bench_server, fresh_database, log, machine
 
-from pytools.cluster import LocalCluster, give_to_server_user
-from pytools.config import with_database
-from pytools.generate import generate
-from pytools.migrations import migrate
-
-HERE = Path(__file__).resolve().parent
 JOURNEYS = int(os.environ.get("BENCH_JOURNEYS", "100000"))
 OLD_JOURNEYS = int(os.environ.get("BENCH_OLD_JOURNEYS", "10000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-WINDOW = "pipeline.patient_journey_schedule_window"
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-@contextmanager
-def bench_server() -> Iterator[str]:
-    if os.environ.get("BENCH_DATABASE_URL"):
-        yield os.environ["BENCH_DATABASE_URL"]
-        return
-    base = Path(tempfile.mkdtemp(prefix="pjp-bench-"))
-    base.chmod(0o755)
-    give_to_server_user(base)
-    cluster = LocalCluster(base / "data", int(os.environ.get("BENCH_PORT", "54339")))
-    cluster.start()
-    try:
-        yield cluster.url("postgres")
-    finally:
-        cluster.stop()
-        subprocess.run(["rm", "-rf", str(base)], check=False)
-
-
-def fresh_database(server: str, name: str, journeys: int) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {name}")
-    url = with_database(server, name)
-    generate(url, journeys, progress=lambda m: log(f"  generate: {m}"))
-    migrate(url)
-    return url
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -196,8 +155,7 @@ def measure_cli_memory(url: str) -> float:
 
 
 def main() -> int:
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, PostgreSQL 15"
-    with bench_server() as server:
+    with bench_server(54339) as server:
         log(f"our pipeline at N = {JOURNEYS:,} patient journeys")
         big = measure_ours(fresh_database(server, "bench_big", JOURNEYS))
         log(f"old approach vs ours at N = {OLD_JOURNEYS:,}")
@@ -235,7 +193,8 @@ def main() -> int:
     ]  # fmt: skip
     width = max(len(f[0]) for f in figures)
     print(
-        f"\nN = {JOURNEYS:,} patient journeys ({big['rows']:,.0f} window rows), median of {REPEAT}; {machine}"
+        f"\nN = {JOURNEYS:,} patient journeys ({big['rows']:,.0f} window rows), median of {REPEAT}; "
+        f"{machine()}"
     )
     for name, value, ratio in figures:
         print(f"  {name.ljust(width)}  {value:>14}  {ratio}")
@@ -243,7 +202,7 @@ def main() -> int:
     results_dir.mkdir(exist_ok=True)
     (results_dir / "latest.json").write_text(
         json.dumps(
-            {"machine": machine, "journeys": JOURNEYS, "old_journeys": OLD_JOURNEYS, "repeat": REPEAT,
+            {"machine": machine(), "journeys": JOURNEYS, "old_journeys": OLD_JOURNEYS, "repeat": REPEAT,
              "ours": big, "old": old_run, "ours_small_s": ours_small, "ours_small_rows": small_rows,
              "cli_peak_rss_mib": cli_mib},
             indent=2,

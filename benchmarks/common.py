@@ -1,0 +1,58 @@
+"""What the benchmark scripts share: a server to measure on and data generated into it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from pytools.cluster import LocalCluster, give_to_server_user
+from pytools.config import with_database
+from pytools.generate import generate
+from pytools.migrations import migrate
+
+HERE = Path(__file__).resolve().parent
+WINDOW = "pipeline.patient_journey_schedule_window"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def machine() -> str:
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, PostgreSQL 15"
+
+
+@contextmanager
+def bench_server(default_port: int) -> Iterator[str]:
+    """BENCH_DATABASE_URL (a superuser URL), or a throwaway local cluster on BENCH_PORT."""
+    if os.environ.get("BENCH_DATABASE_URL"):
+        yield os.environ["BENCH_DATABASE_URL"]
+        return
+    base = Path(tempfile.mkdtemp(prefix="pjp-bench-"))
+    base.chmod(0o755)
+    give_to_server_user(base)
+    cluster = LocalCluster(base / "data", int(os.environ.get("BENCH_PORT", str(default_port))))
+    cluster.start()
+    try:
+        yield cluster.url("postgres")
+    finally:
+        cluster.stop()
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def fresh_database(server: str, name: str, journeys: int) -> str:
+    """A new database with `journeys` generated patient journeys and the pipeline installed."""
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = with_database(server, name)
+    generate(url, journeys, progress=lambda m: log(f"  generate: {m}"))
+    migrate(url)
+    return url
