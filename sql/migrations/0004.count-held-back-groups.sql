@@ -18,5 +18,11 @@ COMMENT ON TABLE pipeline.held_back_group IS
     'How many pairs of held_back_pair each failure holds back, kept current by every run; '
     'a column is set only where it names the failure (e.g. schedule_id for a slug that does not parse).';
 
+-- held_back_pair is read by reason only for the problems of one pair each, which are few; a
+-- partial index serves those reads without slowing the insert of every held-back pair.
+DROP INDEX pipeline.held_back_pair_held_back_idx;
+CREATE INDEX held_back_pair_pair_problem_idx ON pipeline.held_back_pair (held_back)
+    WHERE held_back IN ('milestone date is infinite', 'window date out of range');
+
 -- The groups start empty, so the next run is a full one, which counts them.
 INSERT INTO pipeline.change_queue (kind) VALUES ('full');

@@ -9,16 +9,23 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
-    -- problems of one pair each: listed pair by pair, not counted in groups
-    v_pair_problems constant text[] := ARRAY['milestone date is infinite', 'window date out of range'];
+    v_insert text;
+    v_changes text;
     v_held_back bigint;
 BEGIN
-    -- each pair released (-1) or held back (+1) by this run
-    CREATE TEMP TABLE run_held_back_change (
-        change integer, held_back text, schedule_id bigint, patient_journey_id bigint,
-        activity_id bigint, milestone_slug text
-    ) ON COMMIT DROP;
+    v_insert := format(
+        'INSERT INTO pipeline.held_back_pair '
+        '    (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug, '
+        '     milestone_date, start_offset_days, end_offset_days) '
+        'SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug, '
+        '       c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days '
+        'FROM (%s) AS c WHERE c.held_back IS NOT NULL', p_candidates);
     IF p_scoped THEN
+        -- each pair released (-1) or held back (+1) by this run
+        CREATE TEMP TABLE run_held_back_change (
+            change integer, held_back text, schedule_id bigint, patient_journey_id bigint,
+            activity_id bigint, milestone_slug text
+        ) ON COMMIT DROP;
         -- two statements, so that each finds its rows through its own index
         WITH released AS (
             DELETE FROM pipeline.held_back_pair AS h
@@ -32,35 +39,34 @@ BEGIN
             RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
         )
         INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
+        EXECUTE format(
+            'WITH held AS (%s RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug) '
+            'INSERT INTO pg_temp.run_held_back_change SELECT 1, h.* FROM held AS h', v_insert);
+        v_changes := 'pg_temp.run_held_back_change';
     ELSE
         -- both are the pipeline's own, and the advisory lock keeps other runs out
         TRUNCATE pipeline.held_back_pair, pipeline.held_back_group;
+        EXECUTE v_insert;
+        v_changes := '(SELECT 1 AS change, h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, '
+                     '        h.milestone_slug FROM pipeline.held_back_pair AS h)';
     END IF;
-    EXECUTE format(
-        'WITH held AS ( '
-        '    INSERT INTO pipeline.held_back_pair '
-        '        (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug, '
-        '         milestone_date, start_offset_days, end_offset_days) '
-        '    SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug, '
-        '           c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days '
-        '    FROM (%s) AS c WHERE c.held_back IS NOT NULL '
-        '    RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug '
-        ') '
-        'INSERT INTO pg_temp.run_held_back_change SELECT 1, h.* FROM held AS h', p_candidates);
 
-    -- A group is named by the columns its failure row names; the others are left NULL.
-    INSERT INTO pipeline.held_back_group AS g
-        (held_back, schedule_id, patient_journey_id, activity_id, milestone_slug, pairs)
-    SELECT c.held_back,
-           CASE WHEN c.held_back IN ('slug does not parse', 'missing schedule') THEN c.schedule_id END,
-           CASE WHEN c.held_back = 'missing patient_journey' THEN c.patient_journey_id END,
-           CASE WHEN c.held_back IN ('missing activity', 'missing schedule') THEN c.activity_id END,
-           CASE WHEN c.held_back = 'milestone date column unusable' THEN c.milestone_slug END,
-           sum(c.change)
-    FROM pg_temp.run_held_back_change AS c
-    WHERE c.held_back <> ALL (v_pair_problems)
-    GROUP BY 1, 2, 3, 4, 5
-    ON CONFLICT ON CONSTRAINT held_back_group_key DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
+    -- A group is named by the columns its failure row names; the others are left NULL. The
+    -- problems of one pair each are listed pair by pair below, not counted in groups.
+    EXECUTE format($sql$
+        INSERT INTO pipeline.held_back_group AS g
+            (held_back, schedule_id, patient_journey_id, activity_id, milestone_slug, pairs)
+        SELECT c.held_back,
+               CASE WHEN c.held_back IN ('slug does not parse', 'missing schedule') THEN c.schedule_id END,
+               CASE WHEN c.held_back = 'missing patient_journey' THEN c.patient_journey_id END,
+               CASE WHEN c.held_back IN ('missing activity', 'missing schedule') THEN c.activity_id END,
+               CASE WHEN c.held_back = 'milestone date column unusable' THEN c.milestone_slug END,
+               sum(c.change)
+        FROM %s AS c
+        WHERE c.held_back NOT IN ('milestone date is infinite', 'window date out of range')
+        GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT ON CONSTRAINT held_back_group_key DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs
+    $sql$, v_changes);
     DELETE FROM pipeline.held_back_group AS g WHERE g.pairs = 0;
 
     INSERT INTO pipeline.pipeline_failures
@@ -110,10 +116,11 @@ BEGIN
                            coalesce(h.start_offset_days::text, 'open'), coalesce(h.end_offset_days::text, 'open')),
            NULL, 1
     FROM pipeline.held_back_pair AS h
-    WHERE h.held_back = ANY (v_pair_problems);
+    WHERE h.held_back IN ('milestone date is infinite', 'window date out of range');
 
     SELECT coalesce(sum(g.pairs), 0)
-           + (SELECT count(*) FROM pipeline.held_back_pair AS h WHERE h.held_back = ANY (v_pair_problems))
+           + (SELECT count(*) FROM pipeline.held_back_pair AS h
+              WHERE h.held_back IN ('milestone date is infinite', 'window date out of range'))
     INTO v_held_back
     FROM pipeline.held_back_group AS g;
     RETURN v_held_back;
