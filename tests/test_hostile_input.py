@@ -46,7 +46,7 @@ SLUGS = {
 
 # Text a careless pipeline would mangle or execute.
 NASTY = "O'Brien's \"knee\" \\ back\\slash \\x41 $$; DROP TABLE pipeline.milestone; -- %s %I %L {0} ?"
-NASTY_SLUGS = {
+NASTY_SLUGS: dict[int, str | None] = {
     810: "4d-2d-pre-op'; DROP TABLE pipeline.patient_journey_schedule_window; --",
     820: "op\\d14",
     830: "E'\\x34d-pre-op'",
@@ -54,6 +54,9 @@ NASTY_SLUGS = {
     850: "x" * 100_000,
     860: "1d-op\\",
     870: '"4d-2d-pre-op"',
+    880: None,
+    890: "",
+    895: "99999999999d-1d-pre-op",  # beyond int4
 }
 LONG_TEXT = "\U0001f9b5 \u00e9\u00e8 \u202e right-to-left " + "long " * 20_000
 
@@ -312,9 +315,15 @@ def windows_as_text(db: Conn) -> dict[tuple[int, int], dict[str, Any]]:
 
 def failures_now(db: Conn) -> set[tuple[Any, ...]]:
     rows = db.execute(
-        "SELECT stage, schedule_id, schedule_slug, patient_journey_id, activity_id, rows_held_back "
+        "SELECT sqlstate, stage, schedule_id, schedule_slug, patient_journey_id, activity_id, rows_held_back "
         "FROM pipeline.current_failures"
     ).fetchall()
+    # a bad slug is 22023, a missing reference 23503 (foreign key), a date out of range 22008
+    assert {(r["stage"], r.pop("sqlstate")) for r in rows} <= {
+        ("parse", "22023"),
+        ("match", "23503"),
+        ("load", "22008"),
+    }
     found = [tuple(r.values()) for r in rows]
     assert len(found) == len(set(found)), "a failure reported twice"
     return set(found)
@@ -370,3 +379,40 @@ def test_an_incremental_run_over_hostile_rows_agrees_with_a_full_run(db: Conn, d
     assert (full["mode"], full["rows_inserted"], full["rows_updated"]) == ("full", 0, 0)
     assert_outcome(db, full)
     assert windows_as_text(db) == incremental
+
+
+# Hostile values arriving as changes to rows an earlier run loaded, one statement at a time.
+HOSTILE_CHANGES = [
+    "UPDATE public.patient_journey SET id = NULL WHERE id = 2",
+    "UPDATE public.patient_journey SET operation_date = 'infinity' WHERE id = 1",
+    "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+    "VALUES (1, 501, 1, '2026-03-01')",
+    "UPDATE public.schedule SET id = NULL WHERE id = 200",
+    "UPDATE public.activity SET id = -id WHERE id = 30",
+    "UPDATE public.journey_activity SET activity_id = NULL WHERE activity_id = 10",
+    "INSERT INTO public.schedule (id, slug) VALUES (100, '0d-op')",
+    "UPDATE public.schedule SET slug = $$1d-op'); DELETE FROM pipeline.milestone; --$$ WHERE id = 600",
+    "UPDATE public.patient_journey SET discharge_date = '5874897-12-31' WHERE id = -1",
+    "UPDATE public.survey_result SET patient_journey_id = NULL WHERE patient_journey_id = 2",
+    "UPDATE public.patient_journey SET id = 2 WHERE id IS NULL",
+    "UPDATE public.patient_journey SET registration_date = '-infinity', operation_date = '4714-11-24 BC' "
+    "WHERE id = 3",
+    "UPDATE public.activity SET id = NULL WHERE id = 40",
+    "DELETE FROM public.patient_journey WHERE id = 2 AND patient_id = 900",
+]
+
+
+def test_hostile_changes_one_at_a_time_leave_incremental_and_full_runs_in_agreement(db: Conn) -> None:
+    load(db, good_rows())
+    load(db, hostile_rows(duplicated_patient_journeys=True))
+    assert run(db)["status"] == "succeeded"
+    for change in HOSTILE_CHANGES:
+        db.execute(change)
+        incremental = run(db)
+        assert (incremental["status"], incremental["mode"]) == ("succeeded", "incremental"), change
+        windows, failures = windows_as_text(db), failures_now(db)
+        full = run(db, full=True)
+        assert (full["status"], full["rows_inserted"], full["rows_updated"]) == ("succeeded", 0, 0), change
+        assert windows_as_text(db) == windows, change
+        assert failures_now(db) == failures, change
+        assert full["rows_held_back"] == incremental["rows_held_back"], change
