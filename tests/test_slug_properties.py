@@ -21,6 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
+from pytools.config import with_database
+from pytools.migrations import migrate
+from pytools.sql_files import sample_file
 from tests.conftest import TEMPLATE, create_database, drop_database
 
 Window = tuple[int | None, int | None, str | None]
@@ -345,6 +348,33 @@ def slug_db(server: str, template_url: str) -> Iterator[Conn]:
         drop_database(server, name)
 
 
+@pytest.fixture(scope="module")
+def turkish_db(server: str, template_url: str) -> Iterator[Conn]:
+    """A database whose default locale is Turkish (ICU `tr`), where lower('I') is a dotless i."""
+    name = f"pjp_slug_turkish_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        if conn.execute("SELECT FROM pg_collation WHERE collname = 'tr-x-icu'").fetchone() is None:
+            pytest.skip("this PostgreSQL has no ICU Turkish collation")
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(
+            f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8' "
+            "LOCALE_PROVIDER icu ICU_LOCALE 'tr'"
+        )
+    url = with_database(server, name)
+    try:
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            conn.execute(sample_file("source_tables.sql").read_text().encode())
+            migrate(url)
+            conn.execute(PROBE)
+            conn.execute(
+                "INSERT INTO pipeline.milestone_alias (alias, milestone_slug) VALUES (%s, %s)", ADDED_ALIAS
+            )
+            assert conn.execute("SELECT lower('I') AS i").fetchone() == {"i": "\u0131"}
+            yield conn
+    finally:
+        drop_database(server, name)
+
+
 def probe(conn: Conn, slug: str) -> dict[str, Any]:
     result = conn.execute("SELECT * FROM public.slug_probe(%s)", (slug,)).fetchone()
     assert result is not None
@@ -428,6 +458,11 @@ def test_slugs_of_every_form_with_any_offsets_parse_or_fail_as_the_grammar_says(
 
 LONG = 100_000
 HOSTILE = [
+    # Case-insensitive means ASCII case: a dotted capital I (U+0130) is no "I", whatever the
+    # database's locale makes of lower('\u0130').
+    pytest.param("\u0130nv", id="dotted-capital-I-inv"),
+    pytest.param("2d-pre-d\u0130s", id="dotted-capital-I-dis"),
+    pytest.param("REG\u0130STRAT\u0130ON-d0", id="dotted-capital-I-registration"),
     # digits beyond int4 must be a bad slug (22023), not numeric_value_out_of_range (22003)
     pytest.param("99999999999d-1d-pre-op", id="int4-overflow-offset"),
     pytest.param("2147483648d-op", id="int4-max-plus-one"),
@@ -474,3 +509,16 @@ def test_very_long_valid_slugs_parse_within_a_few_milliseconds(
     slug_db: Conn, slug: str, expected: Window
 ) -> None:
     assert outcome(probe(slug_db, slug)) == expected
+
+
+TURKISH_SETTINGS = settings(PROPERTY_SETTINGS, max_examples=100)
+
+
+@TURKISH_SETTINGS
+@given(case=valid_slugs())
+def test_slugs_parse_alike_whatever_the_database_locale(turkish_db: Conn, case: tuple[str, Window]) -> None:
+    """Case-insensitive is locale-independent: in a Turkish database '2D-PRE-DIS' is still
+    discharge, not the unknown alias "d\u0131s" (dotless i) that lower() gives there."""
+    slug, expected = case
+    assert outcome(probe(turkish_db, slug.upper())) == expected
+    assert outcome(probe(turkish_db, slug)) == expected

@@ -27,7 +27,9 @@ BEGIN
     IF p_slug IS NULL OR p_slug ~ '^[[:space:]]*$' THEN
         v_reason := 'it is NULL, empty or blank';
     ELSE
-        v_slug := lower(regexp_replace(p_slug, '^[[:space:]]+|[[:space:]]+$', '', 'g'));
+        -- COLLATE "C": fold ASCII letters only, whatever the database's locale (in a Turkish one
+        -- lower('I') is a dotless i, and lower(U+0130) an ASCII i).
+        v_slug := lower(regexp_replace(p_slug, '^[[:space:]]+|[[:space:]]+$', '', 'g') COLLATE "C");
         v_tokens := string_to_array(v_slug, '-');
         IF v_slug = 'always' THEN
             RETURN QUERY SELECT NULL::integer, NULL::integer, NULL::text;
