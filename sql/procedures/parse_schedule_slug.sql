@@ -10,6 +10,9 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_max_days constant integer := 36500;
+    -- Unicode's White_Space characters, spelled out: [[:space:]] depends on the database's locale
+    -- (libc's C.UTF-8 leaves out U+00A0, U+0085 and U+202F, ICU includes them).
+    v_space constant text := '[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]';
     v_slug text;
     v_tokens text[];
     v_token text;
@@ -24,10 +27,12 @@ DECLARE
     v_hint text;
     ex_message text;
 BEGIN
-    IF p_slug IS NULL OR p_slug ~ '^[[:space:]]*$' THEN
+    IF p_slug IS NULL OR p_slug ~ ('^' || v_space || '*$') THEN
         v_reason := 'it is NULL, empty or blank';
     ELSE
-        v_slug := lower(regexp_replace(p_slug, '^[[:space:]]+|[[:space:]]+$', '', 'g'));
+        -- COLLATE "C": fold ASCII letters only, whatever the database's locale (in a Turkish one
+        -- lower('I') is a dotless i, and lower(U+0130) an ASCII i).
+        v_slug := lower(regexp_replace(p_slug, format('^%1$s+|%1$s+$', v_space), '', 'g') COLLATE "C");
         v_tokens := string_to_array(v_slug, '-');
         IF v_slug = 'always' THEN
             RETURN QUERY SELECT NULL::integer, NULL::integer, NULL::text;
