@@ -26,6 +26,7 @@ DECLARE
     -- so that no row raises "date out of range" and stops the statement.
     v_first_day constant integer := DATE '4714-11-24 BC' - DATE '2000-01-01';
     v_last_day constant integer := DATE '5874897-12-31' - DATE '2000-01-01';
+    v_max_offset constant integer := 36500;  -- the grammar's limit on an offset, in days
     v_in_journeys constant text := 'IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)';
     v_in_activities constant text := 'IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)';
     -- the prescribed pair j has an activity that exists and is not held back
@@ -78,10 +79,10 @@ BEGIN
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
            coalesce(array_agg(c.milestone_slug) FILTER (WHERE NOT c.usable), '{}'),
-           -- offsets stay within 36500 days, so only dates that near the range's ends are at risk
+           -- offsets stay within v_max_offset days, so only dates that near the range's ends are at risk
            string_agg(DISTINCT format('NOT isfinite(pj.%1$I::date) OR (pj.%1$I::date - DATE ''2000-01-01'') '
                                       'NOT BETWEEN %2$s AND %3$s',
-                                      c.date_column, v_first_day + 36500, v_last_day - 36500), ' OR ')
+                                      c.date_column, v_first_day + v_max_offset, v_last_day - v_max_offset), ' OR ')
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL)
     INTO v_date_cases, v_unusable, v_date_at_risk
     FROM pipeline._milestone_date_columns() AS c;
@@ -173,6 +174,8 @@ BEGIN
                        WHEN r.found_patient_journey_id IS NULL THEN 'missing patient_journey'
                        WHEN r.found_activity_id IS NULL THEN 'missing activity'
                        WHEN r.activity_held_back IS NOT NULL THEN r.activity_held_back
+                       -- the common case first: a date no offset can take out of the range
+                       WHEN r.milestone_date BETWEEN %8$L::date AND %9$L::date THEN NULL
                        WHEN NOT isfinite(r.milestone_date) THEN 'milestone date is infinite'
                        WHEN (r.milestone_date - DATE '2000-01-01')::bigint + r.start_offset_days
                                 NOT BETWEEN %2$s AND %3$s
@@ -189,15 +192,18 @@ BEGIN
                 FROM pg_temp.run_survey_pair AS p
                 LEFT JOIN %7$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
-                -- keeps this level a subquery, so that each pair's milestone date is computed
-                -- once, not again wherever the levels above use it
+                -- OFFSET 0 (here and below) keeps a level a subquery, so that each pair's
+                -- milestone date and held_back are computed once, not again wherever the levels
+                -- above use them
                 OFFSET 0
             ) AS r
+            OFFSET 0
         ) AS c
     $sql$,
         v_unusable, v_first_day, v_last_day,
         format(v_row, 'pj.id', 'pj.pair_activity_id'), v_pairs_marker,
-        format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_patient_journeys);
+        format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_patient_journeys,
+        DATE '2000-01-01' + (v_first_day + v_max_offset), DATE '2000-01-01' + (v_last_day - v_max_offset));
     load_query := replace(v_query, v_pairs_marker,
                           format(v_pairs_source, array_to_string(v_load_branches, ' UNION ALL ')));
     held_back_query := replace(v_query, v_pairs_marker,
