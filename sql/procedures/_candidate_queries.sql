@@ -129,13 +129,18 @@ BEGIN
                       '');
     END LOOP;
 
-    -- The survey pairs no journey prescribes, found once for both queries.
+    -- The survey pairs no journey prescribes, found once for both queries. With a scope, each
+    -- result's patient journey is looked up by its id (OFFSET 0 keeps the lookup per row),
+    -- rather than hashing every patient journey: the cost follows the scope.
     EXECUTE format(
         'CREATE TEMP TABLE run_survey_pair ON COMMIT DROP AS '
         'SELECT DISTINCT sr.patient_journey_id, sr.activity_id '
         'FROM %s AS sr '
-        'LEFT JOIN %s AS pj ON pj.id = sr.patient_journey_id '
-        'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
+        || CASE WHEN p_scoped
+               THEN 'LEFT JOIN LATERAL (SELECT x.journey_id FROM %s AS x '
+                    '                   WHERE x.id = sr.patient_journey_id OFFSET 0) AS pj ON true '
+               ELSE 'LEFT JOIN %s AS pj ON pj.id = sr.patient_journey_id ' END
+        || 'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
         '  AND NOT EXISTS (SELECT FROM public.journey_activity AS ja '
         '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
         v_survey_results, v_patient_journeys);

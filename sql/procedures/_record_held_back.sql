@@ -46,7 +46,13 @@ BEGIN
     ELSE
         -- both are the pipeline's own, and the advisory lock keeps other runs out
         TRUNCATE pipeline.held_back_pair, pipeline.held_back_group;
+        -- into the empty table, insert first and index after: about twice as fast
+        ALTER TABLE pipeline.held_back_pair DROP CONSTRAINT held_back_pair_pkey;
+        DROP INDEX pipeline.held_back_pair_activity_id_idx;
         EXECUTE v_insert;
+        ALTER TABLE pipeline.held_back_pair
+            ADD CONSTRAINT held_back_pair_pkey PRIMARY KEY (patient_journey_id, activity_id);
+        CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity_id);
         v_changes := '(SELECT 1 AS change, h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, '
                      '        h.milestone_slug FROM pipeline.held_back_pair AS h)';
     END IF;
