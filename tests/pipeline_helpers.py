@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+
+# The window columns a run computes (not its timestamps), and what identifies a failure row:
+# what a comparison of two runs' outcomes looks at.
+COMPARED = (
+    "patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug, "
+    "schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date, "
+    "window_start_date, window_end_date"
+)
+FAILURE_KEY = (
+    "stage, schedule_id, schedule_slug, patient_journey_id, activity_id, error_message, rows_held_back"
+)
+
+
+def quiet(_: str) -> None:
+    """A progress callback that prints nothing."""
 
 
 def insert(
@@ -54,3 +70,30 @@ def one_journey(
         ["id", "patient_id", "journey_id", "operation_date"],
         [(1, 501, 1, operation)],
     )
+
+
+def two_activity_journeys(conn: psycopg.Connection[Any], count: int, operation: str = "2026-05-01") -> None:
+    """Patient journeys 1..count on journey 1, which prescribes two activities on two schedules."""
+    insert(conn, "schedule", ["id", "slug"], [(1, "4d-2d-pre-op"), (2, "1d-7d-post-op")])
+    insert(conn, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1), (2, "recovery", 2)])
+    insert(conn, "journey_activity", ["journey_id", "activity_id"], [(1, 1), (1, 2)])
+    insert(
+        conn,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(i, 1000 + i, 1, operation) for i in range(1, count + 1)],
+    )
+
+
+def wait_until_blocked(admin: psycopg.Connection[Any], application_name: str, timeout: float = 30.0) -> int:
+    """The pid of the session named `application_name` once it waits on a lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+            (application_name,),
+        ).fetchone()
+        if row:
+            return int(row["pid"] if isinstance(row, dict) else row[0])
+        time.sleep(0.05)
+    raise AssertionError(f"{application_name} never blocked")

@@ -14,34 +14,7 @@ from psycopg.rows import dict_row
 
 from pytools import cli, cron
 from pytools.generate import generate
-from tests.pipeline_helpers import insert, one_journey, run
-
-COMPARED = (
-    "patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug, "
-    "schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date, "
-    "window_start_date, window_end_date"
-)
-FAILURE_KEY = (
-    "stage, schedule_id, schedule_slug, patient_journey_id, activity_id, error_message, rows_held_back"
-)
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def _wait_until_blocked(admin, application_name: str, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
-            (application_name,),
-        ).fetchone()
-        if row:
-            return int(row["pid"])
-        time.sleep(0.05)
-    raise AssertionError(f"{application_name} never blocked")
-
+from tests.pipeline_helpers import COMPARED, FAILURE_KEY, insert, one_journey, quiet, run, wait_until_blocked
 
 # --- a run in progress blocks no application write -----------------------------------------
 
@@ -101,7 +74,7 @@ def test_a_run_in_progress_blocks_no_application_write_to_a_source_table(db, db_
     thread = threading.Thread(target=held_run, daemon=True)
     thread.start()
     try:
-        pid = _wait_until_blocked(db, "held-run")
+        pid = wait_until_blocked(db, "held-run")
         held = db.execute(
             "SELECT c.relname, l.mode FROM pg_locks AS l JOIN pg_class AS c ON c.oid = l.relation "
             "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
@@ -207,7 +180,7 @@ def _cron_executions(server: str, jobid: int) -> list[dict]:
 
 @pytest.mark.cron
 def test_eight_run_nows_the_cron_job_and_application_writes_end_equal_to_a_fresh_full_run(server, db, db_url):
-    generate(db_url, 300, progress=_quiet)  # not run yet: the first run is a full load into an empty table
+    generate(db_url, 300, progress=quiet)  # not run yet: the first run is a full load into an empty table
     job = cron.schedule(db_url, "* * * * *", cron.default_job_name(db_url))
     # pg_cron starts jobs on the minute: start the load shortly before the next one.
     time.sleep(max(0.0, 50 - time.time() % 60))

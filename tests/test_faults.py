@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,15 @@ from pytools.cluster import SERVER_USER, LocalCluster, as_server_user
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
 from tests.backends import free_port, wait_until_accepting
-from tests.pipeline_helpers import insert, latest_run, one_journey, run, windows
+from tests.pipeline_helpers import (
+    insert,
+    latest_run,
+    one_journey,
+    run,
+    two_activity_journeys,
+    wait_until_blocked,
+    windows,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DISK_FULL = """
@@ -34,36 +41,11 @@ $$;
 """
 
 
-def _journeys(conn, count: int, operation: str = "2026-05-01") -> None:
-    insert(conn, "schedule", ["id", "slug"], [(1, "4d-2d-pre-op"), (2, "1d-7d-post-op")])
-    insert(conn, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1), (2, "recovery", 2)])
-    insert(conn, "journey_activity", ["journey_id", "activity_id"], [(1, 1), (1, 2)])
-    insert(
-        conn,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(i, 1000 + i, 1, operation) for i in range(1, count + 1)],
-    )
-
-
 def _pipeline_locks(conn) -> int:
     row = conn.execute(
         "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
     ).fetchone()
     return int(row["n"] if isinstance(row, dict) else row[0])
-
-
-def _wait_until_blocked(admin, application_name: str, timeout: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
-            (application_name,),
-        ).fetchone()
-        if row:
-            return int(row["pid"])
-        time.sleep(0.05)
-    raise AssertionError(f"{application_name} never blocked")
 
 
 def _run_now_cli(url: str) -> subprocess.CompletedProcess[str]:
@@ -89,7 +71,7 @@ def _run_now_cli(url: str) -> subprocess.CompletedProcess[str]:
 def test_a_timeout_during_a_run_fails_it_cleanly_and_the_next_run_succeeds(
     db, db_url, setting, sqlstate, words
 ):
-    _journeys(db, 20)
+    two_activity_journeys(db, 20)
     assert run(db)["status"] == "succeeded"
     db.execute("UPDATE public.patient_journey SET operation_date = DATE '2026-07-01' WHERE id = 1")
     before = windows(db)
@@ -241,7 +223,7 @@ def test_a_server_stopped_mid_run_leaves_nothing_half_written_and_the_next_run_f
         conn.execute(sample_file("source_tables.sql").read_text().encode())
     migrate(url)
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        _journeys(conn, 200)
+        two_activity_journeys(conn, 200)
         assert run(conn)["rows_inserted"] == 400
         before = windows(conn)
         # Every row will change and 100 journeys are new; the run writes rows until it reaches
@@ -273,7 +255,7 @@ def test_a_server_stopped_mid_run_leaves_nothing_half_written_and_the_next_run_f
     thread = threading.Thread(target=doomed_run, daemon=True)
     thread.start()
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as admin:
-        _wait_until_blocked(admin, "doomed-run")
+        wait_until_blocked(admin, "doomed-run")
     _pg_ctl(own_cluster, "stop", "-m", "immediate")
     thread.join(30)
     assert outcome.get("status") == "error", outcome

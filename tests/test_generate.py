@@ -6,15 +6,11 @@ import subprocess
 import sys
 
 from pytools.generate import ACTIVITIES_PER_JOURNEY, SCHEDULE_SLUGS, SOURCE_INDEXES, generate
-from tests.pipeline_helpers import run
-
-
-def _quiet(_: str) -> None:
-    pass
+from tests.pipeline_helpers import quiet, run
 
 
 def test_generated_data_has_the_promised_shape_and_loads(db, db_url):
-    counts = generate(db_url, 2_000, progress=_quiet)
+    counts = generate(db_url, 2_000, progress=quiet)
     assert counts["patient_journey"] == 2_000
     assert counts["schedule"] == len(SCHEDULE_SLUGS)
     per_journey = db.execute(
@@ -46,9 +42,9 @@ def test_generated_data_has_the_promised_shape_and_loads(db, db_url):
 
 def test_generation_is_deterministic(db, db_url):
     digest = "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) AS h FROM public.survey_result AS t"
-    generate(db_url, 300, progress=_quiet)
+    generate(db_url, 300, progress=quiet)
     first = db.execute(digest).fetchone()["h"]
-    generate(db_url, 300, progress=_quiet)
+    generate(db_url, 300, progress=quiet)
     assert db.execute(digest).fetchone()["h"] == first
 
 

@@ -11,20 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools.generate import generate
-from tests.pipeline_helpers import insert, run
-
-COMPARED = (
-    "patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug, "
-    "schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date, "
-    "window_start_date, window_end_date"
-)
-FAILURE_KEY = (
-    "stage, schedule_id, schedule_slug, patient_journey_id, activity_id, error_message, rows_held_back"
-)
-
-
-def _quiet(_: str) -> None:
-    pass
+from tests.pipeline_helpers import COMPARED, FAILURE_KEY, insert, quiet, run
 
 
 def _failures(conn, run_id: int) -> list[tuple]:
@@ -113,7 +100,7 @@ def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed):
-    generate(db_url, 300, progress=_quiet)
+    generate(db_url, 300, progress=quiet)
     assert run(db)["mode"] == "full"
     rng = random.Random(seed)
     next_id = [1_000]
@@ -138,7 +125,7 @@ def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed
 
 
 def test_nothing_queued_is_a_noop_that_keeps_reporting_the_failures(db, db_url):
-    generate(db_url, 100, progress=_quiet)
+    generate(db_url, 100, progress=quiet)
     first = run(db)
     noop = run(db)
     assert (noop["mode"], noop["rows_inserted"], noop["rows_updated"]) == ("noop", 0, 0)
@@ -158,7 +145,7 @@ def test_nothing_queued_is_a_noop_that_keeps_reporting_the_failures(db, db_url):
     ],
 )
 def test_changes_that_bypass_or_outgrow_the_queue_make_a_full_run(db, db_url, bypass):
-    generate(db_url, 50, progress=_quiet)
+    generate(db_url, 50, progress=quiet)
     run(db)
     db.execute(bypass)
     assert run(db)["mode"] == "full"
@@ -175,7 +162,7 @@ def test_migrate_reinstalls_missing_triggers(db, db_url):
 
 
 def test_a_change_committed_during_a_run_is_processed_by_that_run_or_the_next(db, db_url):
-    generate(db_url, 50, progress=_quiet)
+    generate(db_url, 50, progress=quiet)
     run(db)
     blocker = psycopg.connect(db_url)
     blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")  # the run waits after draining

@@ -8,33 +8,7 @@ import time
 import psycopg
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import insert, run, windows
-
-
-def _journeys(conn, count: int, operation: str = "2026-05-01") -> None:
-    insert(conn, "schedule", ["id", "slug"], [(1, "4d-2d-pre-op"), (2, "1d-7d-post-op")])
-    insert(conn, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1), (2, "recovery", 2)])
-    insert(conn, "journey_activity", ["journey_id", "activity_id"], [(1, 1), (1, 2)])
-    insert(
-        conn,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(i, 1000 + i, 1, operation) for i in range(1, count + 1)],
-    )
-
-
-def _wait_until_blocked(admin, application_name: str, timeout: float = 20.0) -> int:
-    """The pid of the session named `application_name` once it waits on a lock."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
-            (application_name,),
-        ).fetchone()
-        if row:
-            return int(row["pid"])
-        time.sleep(0.05)
-    raise AssertionError(f"{application_name} never blocked")
+from tests.pipeline_helpers import insert, run, two_activity_journeys, wait_until_blocked, windows
 
 
 def _call_in_thread(db_url: str, application_name: str, outcome: dict) -> threading.Thread:
@@ -53,12 +27,12 @@ def _call_in_thread(db_url: str, application_name: str, outcome: dict) -> thread
 
 
 def test_a_run_that_starts_while_another_runs_is_skipped_at_once(db, db_url):
-    _journeys(db, 50)
+    two_activity_journeys(db, 50)
     blocker = psycopg.connect(db_url, row_factory=dict_row)
     blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")  # holds run 1 mid-run
     first: dict = {}
     thread = _call_in_thread(db_url, "first-run", first)
-    _wait_until_blocked(db, "first-run")
+    wait_until_blocked(db, "first-run")
 
     started = time.monotonic()
     second = run(db)
@@ -81,7 +55,7 @@ def test_a_run_that_starts_while_another_runs_is_skipped_at_once(db, db_url):
 
 
 def test_killed_run_leaves_nothing_half_written_and_next_run_marks_it_aborted(db, db_url, server):
-    _journeys(db, 200)
+    two_activity_journeys(db, 200)
     assert run(db)["rows_inserted"] == 400
     before = {k: (v["window_start_date"], v["updated_at"]) for k, v in windows(db).items()}
 
@@ -101,7 +75,7 @@ def test_killed_run_leaves_nothing_half_written_and_next_run_marks_it_aborted(db
     )
     doomed: dict = {}
     thread = _call_in_thread(db_url, "doomed-run", doomed)
-    pid = _wait_until_blocked(db, "doomed-run")
+    pid = wait_until_blocked(db, "doomed-run")
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     thread.join(30)
@@ -131,12 +105,12 @@ def test_killed_run_leaves_nothing_half_written_and_next_run_marks_it_aborted(db
 
 
 def test_a_running_row_is_not_aborted_while_its_run_is_alive(db, db_url):
-    _journeys(db, 10)
+    two_activity_journeys(db, 10)
     blocker = psycopg.connect(db_url, row_factory=dict_row)
     blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
     alive: dict = {}
     thread = _call_in_thread(db_url, "alive-run", alive)
-    _wait_until_blocked(db, "alive-run")
+    wait_until_blocked(db, "alive-run")
     assert run(db)["status"] == "skipped"
     running = db.execute("SELECT count(*) AS n FROM pipeline.pipeline_runs WHERE status = 'running'")
     assert running.fetchone()["n"] == 1
@@ -154,7 +128,7 @@ def latest_status(conn) -> str:
 
 
 def test_the_lock_is_released_after_each_run_in_the_same_session(db):
-    _journeys(db, 5)
+    two_activity_journeys(db, 5)
     assert [run(db)["status"] for _ in range(2)] == ["succeeded", "succeeded"]
     held = db.execute(
         "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"

@@ -1,4 +1,4 @@
--- depends: 0004.count-held-back-groups
+-- depends: 0004.speed-up-routine-runs
 -- A run's steps execute with the owner's rights (SECURITY DEFINER), where current_user is the
 -- owner; the role that logged in and called the procedure is session_user.
 ALTER TABLE pipeline.pipeline_runs ALTER COLUMN run_by SET DEFAULT session_user;
