@@ -53,6 +53,8 @@ BEGIN
         ALTER TABLE pipeline.held_back_pair
             ADD CONSTRAINT held_back_pair_pkey PRIMARY KEY (patient_journey_id, activity_id);
         CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity_id);
+        -- fresh statistics, or the next incremental run scans every pair to find its scope's
+        ANALYZE pipeline.held_back_pair;
         v_changes := '(SELECT 1 AS change, h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, '
                      '        h.milestone_slug FROM pipeline.held_back_pair AS h)';
     END IF;
