@@ -34,8 +34,19 @@ class MigrateResult:
     access: list[tuple[str, bool, str]]
 
 
+# UNIQUE NULLS NOT DISTINCT (migration 0004) is new in PostgreSQL 15.
+MIN_SERVER_VERSION = 150000
+
+
 def migrate(url: str) -> MigrateResult:
     with connect(url) as conn:
+        version = conn.info.server_version
+        if version < MIN_SERVER_VERSION:
+            raise UserError(
+                f"PostgreSQL {version // 10000} is too old: the pipeline needs PostgreSQL 15 or later; "
+                "upgrade the server, then run migrate again",
+                ExitCode.DATABASE_ERROR,
+            )
         try:
             # yoyo keeps its bookkeeping in the pipeline schema, so the schema must exist first.
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")

@@ -7,6 +7,7 @@ import itertools
 import random
 import threading
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +15,16 @@ from psycopg.rows import dict_row
 
 from pytools import cli, cron
 from pytools.generate import generate
-from tests.pipeline_helpers import COMPARED, FAILURE_KEY, insert, one_journey, quiet, run, wait_until_blocked
+from tests.pipeline_helpers import (
+    COMPARED,
+    FAILURE_KEY,
+    insert,
+    one_journey,
+    quiet,
+    run,
+    wait_until_blocked,
+    windows,
+)
 
 # --- a run in progress blocks no application write -----------------------------------------
 
@@ -253,3 +263,34 @@ def test_eight_run_nows_the_cron_job_and_application_writes_end_equal_to_a_fresh
         db.execute(failures, (fresh["run_id"],)).fetchall()
         == db.execute(failures, (last["run_id"],)).fetchall()
     )
+
+
+@pytest.mark.parametrize("table", ["held_back_pair", "patient_journey_schedule_window"])
+def test_a_full_run_never_waits_for_a_reader_of_the_pipelines_tables(db, db_url, table):
+    """A full run empties and re-indexes its tables under an exclusive lock only when it can
+    take it at once: a reader (a dump, a DBA in an open transaction) is never waited for."""
+    one_journey(db)
+    insert(db, "schedule", ["id", "slug"], [(200, "7d-post-surgery")])  # one held-back pair
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(20, "broken", 200)])
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 20)])
+    run(db)
+    if table == "patient_journey_schedule_window":
+        db.execute("TRUNCATE pipeline.patient_journey_schedule_window")  # the empty-table load
+    outcome: dict[str, Any] = {}
+
+    def full_run() -> None:
+        with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+            outcome.update(run(conn, full=True))
+
+    with psycopg.connect(db_url) as reader:  # not autocommit: the transaction stays open
+        reader.execute(f"SELECT count(*) FROM pipeline.{table}")
+        worker = threading.Thread(target=full_run)
+        worker.start()
+        worker.join(timeout=30)  # a run waiting for the reader would wait until it ends
+        waited = worker.is_alive()
+        reader.rollback()
+        worker.join()
+    assert not waited, f"the full run waited for a reader of pipeline.{table}"
+    assert (outcome["status"], outcome["failures"]) == ("succeeded", 1), outcome
+    assert len(windows(db)) == 1
+    assert db.execute("SELECT count(*) AS n FROM pipeline.held_back_pair").fetchone()["n"] == 1

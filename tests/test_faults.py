@@ -189,6 +189,24 @@ def test_when_the_run_cannot_even_record_itself_the_caller_gets_an_error_and_the
     assert statuses == (["succeeded"] if broken == "the running row" else ["aborted", "succeeded"])
 
 
+def test_a_deferred_error_at_a_runs_start_releases_the_lock_in_a_long_lived_session(db, db_url):
+    """An error the first COMMIT would raise (a deferred trigger on pipeline_runs) must not
+    leave the session holding the pipeline's lock, which would make every other run skip."""
+    one_journey(db)
+    db.execute(DISK_FULL)
+    db.execute(
+        "CREATE CONSTRAINT TRIGGER pjp_disk_full AFTER INSERT ON pipeline.pipeline_runs "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.status = 'running') "
+        "EXECUTE FUNCTION public.pjp_disk_full()"
+    )
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as session:
+        with pytest.raises(psycopg.Error, match="No space left on device"):
+            session.execute("CALL pipeline.run_patient_journey_pipeline()")
+        assert _pipeline_locks(session) == 0
+        db.execute("DROP TRIGGER pjp_disk_full ON pipeline.pipeline_runs")
+        assert run(db)["status"] == "succeeded"  # another session is not kept out
+
+
 # --- the server stopped mid-run ------------------------------------------------------------
 
 

@@ -497,6 +497,7 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
     assert set(definers) == {
         "pipeline._begin_run(text)",
         "pipeline._execute_run(bigint,boolean)",
+        "pipeline._fail_run(bigint,text)",
         "pipeline._record_skipped_run(text)",
         "pipeline._capture_changes()",
     }
@@ -504,6 +505,7 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
     assert [n for n, r in definers.items() if r["runner_execute"]] == [
         "pipeline._begin_run(text)",
         "pipeline._execute_run(bigint,boolean)",
+        "pipeline._fail_run(bigint,text)",
         "pipeline._record_skipped_run(text)",
     ]
 

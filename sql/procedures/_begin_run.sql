@@ -25,6 +25,9 @@ BEGIN
 
     INSERT INTO pipeline.pipeline_runs (trigger) VALUES (coalesce(p_trigger, 'manual'))
     RETURNING run_id INTO v_run_id;
+    -- A deferred trigger on pipeline_runs fires here, where the procedure can still release its
+    -- lock, not at the COMMIT that follows.
+    SET CONSTRAINTS ALL IMMEDIATE;
     RETURN v_run_id;
 END;
 $$;

@@ -152,7 +152,8 @@ BEGIN
         'pj.patient_id, a.activity_id AS found_activity_id, a.content_slug, a.schedule_id, '
         'a.schedule_slug, a.start_offset_days, a.end_offset_days, a.milestone_slug, a.activity_held_back, '
         'CASE a.milestone_slug %s ELSE NULL::date END AS milestone_date',
-        coalesce(v_date_cases, 'WHEN NULL THEN NULL::date'));
+        -- v_row is a format string below: a % in a milestone slug or column name must stay literal
+        coalesce(replace(v_date_cases, '%', '%%'), 'WHEN NULL THEN NULL::date'));
 
     v_query := format($sql$
         WITH activity_info AS (

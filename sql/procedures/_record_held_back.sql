@@ -10,6 +10,7 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_insert text;
+    v_exclusive boolean;
     v_changes text;
     v_held_back bigint;
 BEGIN
@@ -44,15 +45,33 @@ BEGIN
             'INSERT INTO pg_temp.run_held_back_change SELECT 1, h.* FROM held AS h', v_insert);
         v_changes := 'pg_temp.run_held_back_change';
     ELSE
-        -- both are the pipeline's own, and the advisory lock keeps other runs out
-        TRUNCATE pipeline.held_back_pair, pipeline.held_back_group;
-        -- into the empty table, insert first and index after: about twice as fast
-        ALTER TABLE pipeline.held_back_pair DROP CONSTRAINT held_back_pair_pkey;
-        DROP INDEX pipeline.held_back_pair_activity_id_idx;
-        EXECUTE v_insert;
-        ALTER TABLE pipeline.held_back_pair
-            ADD CONSTRAINT held_back_pair_pkey PRIMARY KEY (patient_journey_id, activity_id);
-        CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity_id);
+        -- Both tables are the pipeline's own, and the advisory lock keeps other runs out. Empty
+        -- them and index after the insert (about twice as fast) only under an exclusive lock
+        -- taken at once; should anyone be reading them (a dump, a DBA), wait for no one and
+        -- delete instead, which blocks no reader.
+        BEGIN
+            LOCK TABLE pipeline.held_back_pair, pipeline.held_back_group IN ACCESS EXCLUSIVE MODE NOWAIT;
+            v_exclusive := true;
+        EXCEPTION WHEN lock_not_available THEN
+            v_exclusive := false;
+        END;
+        IF v_exclusive THEN
+            -- the key is rebuilt where it was, whatever default_tablespace says
+            PERFORM set_config('default_tablespace', coalesce(t.spcname, ''), true)
+            FROM pg_class AS i LEFT JOIN pg_tablespace AS t ON t.oid = i.reltablespace
+            WHERE i.oid = 'pipeline.held_back_pair_pkey'::regclass;
+            TRUNCATE pipeline.held_back_pair, pipeline.held_back_group;
+            ALTER TABLE pipeline.held_back_pair DROP CONSTRAINT held_back_pair_pkey;
+            DROP INDEX pipeline.held_back_pair_activity_id_idx;
+            EXECUTE v_insert;
+            ALTER TABLE pipeline.held_back_pair
+                ADD CONSTRAINT held_back_pair_pkey PRIMARY KEY (patient_journey_id, activity_id);
+            CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity_id);
+        ELSE
+            DELETE FROM pipeline.held_back_pair;
+            DELETE FROM pipeline.held_back_group;
+            EXECUTE v_insert;
+        END IF;
         -- fresh statistics, or the next incremental run scans every pair to find its scope's
         ANALYZE pipeline.held_back_pair;
         v_changes := '(SELECT 1 AS change, h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, '
@@ -138,3 +157,6 @@ $$;
 COMMENT ON FUNCTION pipeline._record_held_back(bigint, boolean, text) IS
     'Run step 3: updates held_back_pair and held_back_group, logs each problem of the run to pipeline_failures '
     'with the pairs it held back; returns their total.';
+
+-- It runs the SQL text it is given: a step of the run, not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._record_held_back(bigint, boolean, text) FROM PUBLIC;

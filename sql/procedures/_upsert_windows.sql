@@ -12,6 +12,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
+    v_empty boolean;
     v_pair record;
     v_written record;
     ex_sqlstate text;
@@ -20,8 +21,22 @@ DECLARE
     ex_context text;
 BEGIN
     rows_failed := 0;
+    v_empty := NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
+    IF v_empty THEN
+        -- Dropping the key needs an exclusive lock: take it at once or not at all, so that a
+        -- reader of the (empty) table is never waited for; without it, load the ordinary way.
+        BEGIN
+            LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE NOWAIT;
+            -- the key is rebuilt where it was, whatever default_tablespace says
+            PERFORM set_config('default_tablespace', coalesce(t.spcname, ''), true)
+            FROM pg_class AS i LEFT JOIN pg_tablespace AS t ON t.oid = i.reltablespace
+            WHERE i.oid = 'pipeline.patient_journey_schedule_window_pkey'::regclass;
+        EXCEPTION WHEN lock_not_available THEN
+            v_empty := false;
+        END;
+    END IF;
     BEGIN
-        IF NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window) THEN
+        IF v_empty THEN
             ALTER TABLE pipeline.patient_journey_schedule_window
                 DROP CONSTRAINT patient_journey_schedule_window_pkey;
             EXECUTE format(
@@ -82,3 +97,6 @@ $$;
 COMMENT ON FUNCTION pipeline._upsert_windows(bigint, text, boolean) IS
     'Run step 4: writes new and changed pairs in one statement (index built after when the table is empty); '
     'a row-by-row fallback isolates bad rows.';
+
+-- It runs the SQL text it is given: a step of the run, not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._upsert_windows(bigint, text, boolean) FROM PUBLIC;

@@ -66,3 +66,6 @@ $$;
 
 COMMENT ON FUNCTION pipeline._write_windows(text, boolean, bigint, bigint) IS
     'Upserts the loadable candidates (all when p_patient_journey_id is NULL); writes nothing for unchanged pairs.';
+
+-- It runs the SQL text it is given: a step of the run, not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._write_windows(text, boolean, bigint, bigint) FROM PUBLIC;

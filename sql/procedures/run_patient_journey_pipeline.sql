@@ -18,6 +18,12 @@ DECLARE
 BEGIN
     -- Fails at once inside a transaction block, before the lock below could leak there.
     COMMIT;
+    -- Should an earlier call in this session have failed to release the lock (an error at one
+    -- of its COMMITs), release it now: the lock counts holds, and one kept would keep every
+    -- other run out for as long as this session lives.
+    WHILE pipeline._holds_run_lock() LOOP
+        PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
+    END LOOP;
     IF NOT pg_catalog.pg_try_advisory_lock(v_lock_key) THEN
         v_run_id := pipeline._record_skipped_run(p_trigger);
         COMMIT;
@@ -41,14 +47,11 @@ BEGIN
         GET STACKED DIAGNOSTICS ex_sqlstate = RETURNED_SQLSTATE, ex_message = MESSAGE_TEXT;
         v_status := 'unrecorded';
         BEGIN
-            UPDATE pipeline.pipeline_runs AS r
-            SET status = 'failed',
-                finished_at = pg_catalog.clock_timestamp(),
-                error_message = pg_catalog.format('the run broke while recording its outcome: %s (SQLSTATE %s)',
-                                                  ex_message, ex_sqlstate)
-            WHERE r.run_id OPERATOR(pg_catalog.=) v_run_id;
+            PERFORM pipeline._fail_run(v_run_id,
+                pg_catalog.format('the run broke while recording its outcome: %s (SQLSTATE %s)',
+                                  ex_message, ex_sqlstate));
         EXCEPTION WHEN OTHERS OR query_canceled THEN
-            NULL;  -- e.g. a runner may not write pipeline_runs: the row stays running, the next run marks it aborted
+            NULL;  -- the row stays running; the next run marks it aborted
         END;
     END;
     COMMIT;
