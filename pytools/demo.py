@@ -15,6 +15,7 @@ from pytools.errors import ExitCode, UserError
 from pytools.sql_files import sample_file
 
 DEMO_DATABASE = "pipeline_demo"
+DEMO_ROLES = ("pipeline_owner", cron.RUNNER_ROLE, "pipeline_reader")
 DEFAULT_PORT = 54329
 
 
@@ -49,6 +50,11 @@ def run_demo(workdir: Path) -> int:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,))
         if exists.fetchone() is None:
             conn.execute(f"CREATE DATABASE {DEMO_DATABASE}")
+        # The roles README "Roles" has a DBA create; migrate grants them their rights, and the
+        # job runs as the runner, never as a superuser.
+        for role in DEMO_ROLES:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                conn.execute(f"CREATE ROLE {role} LOGIN")
     url = cluster.url(DEMO_DATABASE)
 
     with connect(url) as conn:
@@ -59,7 +65,10 @@ def run_demo(workdir: Path) -> int:
     applied = migrations.migrate(url)
     print(f"migrated: {len(applied.applied)} migration(s) applied, {applied.routines} routines")
     job = cron.schedule(url, cron.DEFAULT_CRON, cron.default_job_name(url))
-    print(f"scheduled pg_cron job {job.jobname!r} ({job.schedule}) in database {job.database}")
+    print(
+        f"scheduled pg_cron job {job.jobname!r} ({job.schedule}) in database {job.database}, "
+        f"run as role {job.username}"
+    )
 
     run = runs.run_now(url)
     print("\nthe run:")
