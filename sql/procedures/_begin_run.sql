@@ -11,11 +11,7 @@ AS $$
 DECLARE
     v_run_id bigint;
 BEGIN
-    IF NOT pipeline._holds_run_lock() THEN
-        RAISE EXCEPTION 'pipeline._begin_run is a step of pipeline.run_patient_journey_pipeline and needs its lock'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'CALL pipeline.run_patient_journey_pipeline();';
-    END IF;
+    PERFORM pipeline._require_run_lock('_begin_run');
     UPDATE pipeline.pipeline_runs AS r
     SET status = 'aborted',
         finished_at = clock_timestamp(),

@@ -8,11 +8,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 BEGIN
-    IF NOT pipeline._holds_run_lock() THEN
-        RAISE EXCEPTION 'pipeline._fail_run is a step of pipeline.run_patient_journey_pipeline and needs its lock'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'CALL pipeline.run_patient_journey_pipeline();';
-    END IF;
+    PERFORM pipeline._require_run_lock('_fail_run');
     UPDATE pipeline.pipeline_runs AS r
     SET status = 'failed',
         finished_at = clock_timestamp(),
