@@ -294,3 +294,33 @@ def test_a_full_run_never_waits_for_a_reader_of_the_pipelines_tables(db, db_url,
     assert (outcome["status"], outcome["failures"]) == ("succeeded", 1), outcome
     assert len(windows(db)) == 1
     assert db.execute("SELECT count(*) AS n FROM pipeline.held_back_pair").fetchone()["n"] == 1
+
+
+def test_a_pair_the_application_prescribes_during_a_run_is_counted_once(db, db_url):
+    """A run finds survey pairs that no journey prescribes before it reads the journeys' pairs;
+    should the application prescribe such a pair in between, it must not come twice."""
+    one_journey(db)
+    insert(db, "schedule", ["id", "slug"], [(200, "7d-post-surgery")])  # held back: a broken slug
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(20, "broken", 200)])
+    insert(db, "survey_result", ["id", "patient_journey_id", "activity_id"], [(1, 1, 20)])
+    run(db)
+    db.execute("UPDATE public.patient_journey SET patient_id = 502 WHERE id = 1")
+    outcome: dict[str, Any] = {}
+
+    def incremental_run() -> None:
+        with psycopg.connect(
+            db_url, autocommit=True, row_factory=dict_row, application_name="held-run"
+        ) as conn:
+            outcome.update(run(conn))
+
+    with psycopg.connect(db_url) as holder:  # holds the run at its first write to held_back_pair
+        holder.execute("LOCK TABLE pipeline.held_back_pair IN SHARE MODE")
+        worker = threading.Thread(target=incremental_run)
+        worker.start()
+        wait_until_blocked(db, "held-run")
+        insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 20)])
+        holder.commit()
+        worker.join()
+    assert (outcome["mode"], outcome["status"]) == ("incremental", "succeeded"), outcome
+    full = run(db, full=True)
+    assert (full["rows_inserted"], full["rows_updated"], full["rows_held_back"]) == (0, 0, 1), full

@@ -198,6 +198,11 @@ BEGIN
                 FROM pg_temp.run_survey_pair AS p
                 LEFT JOIN %7$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
+                -- checked again in this statement's snapshot: should the application have made
+                -- the journey prescribe the pair since run_survey_pair was filled, it is a
+                -- journey pair now, and must not come twice
+                WHERE NOT EXISTS (SELECT FROM public.journey_activity AS ja
+                                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = p.activity_id)
                 -- OFFSET 0 (here and below) keeps a level a subquery, so that each pair's
                 -- milestone date and held_back are computed once, not again wherever the levels
                 -- above use them
