@@ -20,6 +20,17 @@ FAILURE_KEY = (
 )
 
 
+# A trigger function that fails as a full disk would: put on a pipeline table, it makes that
+# table unwritable.
+DISK_FULL = """
+CREATE FUNCTION public.pjp_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
+END;
+$$;
+"""
+
+
 def quiet(_: str) -> None:
     """A progress callback that prints nothing."""
 
@@ -97,3 +108,12 @@ def wait_until_blocked(admin: psycopg.Connection[Any], application_name: str, ti
             return int(row["pid"] if isinstance(row, dict) else row[0])
         time.sleep(0.05)
     raise AssertionError(f"{application_name} never blocked")
+
+
+def advisory_locks_held(conn: psycopg.Connection[Any]) -> int:
+    """How many advisory locks this session holds (the pipeline's run lock is one)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    ).fetchone()
+    assert row is not None
+    return int(row["count"] if isinstance(row, dict) else row[0])

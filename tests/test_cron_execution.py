@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from pytools import cron
 from tests.conftest import TEMPLATE, create_database, drop_database
-from tests.pipeline_helpers import insert, one_journey
+from tests.pipeline_helpers import DISK_FULL, insert, one_journey
 
 pytestmark = pytest.mark.cron
 
@@ -27,11 +27,7 @@ def unloggable_db_url(server: str, template_url: str) -> Iterator[str]:
     url = create_database(server, name, template=TEMPLATE)
     with psycopg.connect(url, autocommit=True) as conn:
         one_journey(conn, slug="7d-post-surgery")  # the run must write a failure row
-        conn.execute(
-            "CREATE FUNCTION public.pjp_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; "
-            "END; $$"
-        )
+        conn.execute(DISK_FULL)
         conn.execute(
             "CREATE TRIGGER pjp_disk_full BEFORE INSERT ON pipeline.pipeline_failures "
             "FOR EACH ROW EXECUTE FUNCTION public.pjp_disk_full()"

@@ -22,6 +22,8 @@ from pytools.migrations import migrate
 from pytools.sql_files import sample_file
 from tests.backends import free_port, wait_until_accepting
 from tests.pipeline_helpers import (
+    DISK_FULL,
+    advisory_locks_held,
     insert,
     latest_run,
     one_journey,
@@ -32,20 +34,6 @@ from tests.pipeline_helpers import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-DISK_FULL = """
-CREATE FUNCTION public.pjp_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
-END;
-$$;
-"""
-
-
-def _pipeline_locks(conn) -> int:
-    row = conn.execute(
-        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-    ).fetchone()
-    return int(row["n"] if isinstance(row, dict) else row[0])
 
 
 def _run_now_cli(url: str) -> subprocess.CompletedProcess[str]:
@@ -83,7 +71,7 @@ def test_a_timeout_during_a_run_fails_it_cleanly_and_the_next_run_succeeds(
             session.execute(f"SET {setting} = '300ms'")
             with pytest.raises(psycopg.errors.ExternalRoutineException, match=words):
                 session.execute("CALL pipeline.run_patient_journey_pipeline()")
-            assert _pipeline_locks(session) == 0
+            assert advisory_locks_held(session) == 0
             failed = session.execute(
                 "SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
             ).fetchone()
@@ -133,7 +121,7 @@ def test_a_failures_table_that_cannot_be_written_still_fails_the_run_and_frees_t
         with pytest.raises(psycopg.errors.ExternalRoutineException, match="could not be logged"):
             session.execute("CALL pipeline.run_patient_journey_pipeline()")
         # ...and the session no longer holds the pipeline: another session's run is not skipped.
-        assert _pipeline_locks(session) == 0
+        assert advisory_locks_held(session) == 0
         with pytest.raises(psycopg.errors.ExternalRoutineException):
             db.execute("CALL pipeline.run_patient_journey_pipeline()")
         assert latest_run(db)["status"] == "failed"
@@ -178,7 +166,7 @@ def test_when_the_run_cannot_even_record_itself_the_caller_gets_an_error_and_the
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as session:
         with pytest.raises(psycopg.Error, match="No space left on device"):
             session.execute("CALL pipeline.run_patient_journey_pipeline()")
-        assert _pipeline_locks(session) == 0
+        assert advisory_locks_held(session) == 0
 
         db.execute("DROP TRIGGER pjp_disk_full ON pipeline.pipeline_runs")
         db.execute("DROP TRIGGER pjp_disk_full ON pipeline.pipeline_failures")
@@ -202,7 +190,7 @@ def test_a_deferred_error_at_a_runs_start_releases_the_lock_in_a_long_lived_sess
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as session:
         with pytest.raises(psycopg.Error, match="No space left on device"):
             session.execute("CALL pipeline.run_patient_journey_pipeline()")
-        assert _pipeline_locks(session) == 0
+        assert advisory_locks_held(session) == 0
         db.execute("DROP TRIGGER pjp_disk_full ON pipeline.pipeline_runs")
         assert run(db)["status"] == "succeeded"  # another session is not kept out
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import current_failures, insert, one_journey, run, windows
+from tests.pipeline_helpers import advisory_locks_held, current_failures, insert, one_journey, run, windows
 
 
 def test_a_call_inside_a_transaction_block_fails_without_leaking_the_lock(db, db_url):
@@ -18,10 +18,7 @@ def test_a_call_inside_a_transaction_block_fails_without_leaking_the_lock(db, db
         with pytest.raises(psycopg.errors.InvalidTransactionTermination):
             conn.execute("CALL pipeline.run_patient_journey_pipeline()")
         conn.rollback()
-        held = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-        )
-        assert held.fetchone() == (0,)
+        assert advisory_locks_held(conn) == 0
         assert run(db)["status"] == "succeeded"  # another session is not skipped
 
 

@@ -8,7 +8,14 @@ import time
 import psycopg
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import insert, run, two_activity_journeys, wait_until_blocked, windows
+from tests.pipeline_helpers import (
+    advisory_locks_held,
+    insert,
+    run,
+    two_activity_journeys,
+    wait_until_blocked,
+    windows,
+)
 
 
 def _call_in_thread(db_url: str, application_name: str, outcome: dict) -> threading.Thread:
@@ -130,7 +137,4 @@ def latest_status(conn) -> str:
 def test_the_lock_is_released_after_each_run_in_the_same_session(db):
     two_activity_journeys(db, 5)
     assert [run(db)["status"] for _ in range(2)] == ["succeeded", "succeeded"]
-    held = db.execute(
-        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-    ).fetchone()
-    assert held["n"] == 0
+    assert advisory_locks_held(db) == 0

@@ -25,9 +25,9 @@ DECLARE
     ex_log_message text;
     v_logged integer := 0;
 BEGIN
-    IF NOT pipeline._holds_run_lock()
-       OR NOT EXISTS (SELECT FROM pipeline.pipeline_runs AS r
-                      WHERE r.run_id = p_run_id AND r.status = 'running' AND r.backend_pid = pg_backend_pid()) THEN
+    PERFORM pipeline._require_run_lock('_execute_run');
+    IF NOT EXISTS (SELECT FROM pipeline.pipeline_runs AS r
+                   WHERE r.run_id = p_run_id AND r.status = 'running' AND r.backend_pid = pg_backend_pid()) THEN
         RAISE EXCEPTION 'pipeline._execute_run works only on a run this session began under the pipeline''s lock'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'CALL pipeline.run_patient_journey_pipeline();';

@@ -10,7 +10,6 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_insert text;
-    v_exclusive boolean;
     v_changes text;
     v_held_back bigint;
 BEGIN
@@ -49,17 +48,8 @@ BEGIN
         -- them and index after the insert (about twice as fast) only under an exclusive lock
         -- taken at once; should anyone be reading them (a dump, a DBA), wait for no one and
         -- delete instead, which blocks no reader.
-        BEGIN
-            LOCK TABLE pipeline.held_back_pair, pipeline.held_back_group IN ACCESS EXCLUSIVE MODE NOWAIT;
-            v_exclusive := true;
-        EXCEPTION WHEN lock_not_available THEN
-            v_exclusive := false;
-        END;
-        IF v_exclusive THEN
-            -- the key is rebuilt where it was, whatever default_tablespace says
-            PERFORM set_config('default_tablespace', coalesce(t.spcname, ''), true)
-            FROM pg_class AS i LEFT JOIN pg_tablespace AS t ON t.oid = i.reltablespace
-            WHERE i.oid = 'pipeline.held_back_pair_pkey'::regclass;
+        IF pipeline._lock_for_rebuild(ARRAY['pipeline.held_back_pair', 'pipeline.held_back_group']::regclass[],
+                                      'pipeline.held_back_pair_pkey') THEN
             TRUNCATE pipeline.held_back_pair, pipeline.held_back_group;
             ALTER TABLE pipeline.held_back_pair DROP CONSTRAINT held_back_pair_pkey;
             DROP INDEX pipeline.held_back_pair_activity_id_idx;

@@ -23,17 +23,9 @@ BEGIN
     rows_failed := 0;
     v_empty := NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
     IF v_empty THEN
-        -- Dropping the key needs an exclusive lock: take it at once or not at all, so that a
-        -- reader of the (empty) table is never waited for; without it, load the ordinary way.
-        BEGIN
-            LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE NOWAIT;
-            -- the key is rebuilt where it was, whatever default_tablespace says
-            PERFORM set_config('default_tablespace', coalesce(t.spcname, ''), true)
-            FROM pg_class AS i LEFT JOIN pg_tablespace AS t ON t.oid = i.reltablespace
-            WHERE i.oid = 'pipeline.patient_journey_schedule_window_pkey'::regclass;
-        EXCEPTION WHEN lock_not_available THEN
-            v_empty := false;
-        END;
+        -- dropping the key needs an exclusive lock; without it, load the ordinary way
+        v_empty := pipeline._lock_for_rebuild(ARRAY['pipeline.patient_journey_schedule_window']::regclass[],
+                                              'pipeline.patient_journey_schedule_window_pkey');
     END IF;
     BEGIN
         IF v_empty THEN
