@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 
 from pytools import cron, migrations, report, runs
@@ -15,8 +17,17 @@ from pytools.errors import ExitCode, UserError
 from pytools.sql_files import sample_file
 
 DEMO_DATABASE = "pipeline_demo"
-DEMO_ROLES = ("pipeline_owner", cron.RUNNER_ROLE, "pipeline_reader")
+# The roles README "Roles" has a DBA create; migrate grants them their rights.
+ROLES = ("pipeline_owner", cron.RUNNER_ROLE, "pipeline_reader")
 DEFAULT_PORT = 54329
+
+
+def create_roles(conn: psycopg.Connection[Any]) -> None:
+    """Create the missing ones of ROLES on a throwaway server, with LOGIN (pg_cron connects as
+    the runner), as a DBA would."""
+    for role in ROLES:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            conn.execute(f"CREATE ROLE {role} LOGIN")
 
 
 def demo_datadir(workdir: Path) -> Path:
@@ -50,11 +61,7 @@ def run_demo(workdir: Path) -> int:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DATABASE,))
         if exists.fetchone() is None:
             conn.execute(f"CREATE DATABASE {DEMO_DATABASE}")
-        # The roles README "Roles" has a DBA create; migrate grants them their rights, and the
-        # job runs as the runner, never as a superuser.
-        for role in DEMO_ROLES:
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
-                conn.execute(f"CREATE ROLE {role} LOGIN")
+        create_roles(conn)  # so that the job runs as the runner, never as a superuser
     url = cluster.url(DEMO_DATABASE)
 
     with connect(url) as conn:

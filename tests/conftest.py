@@ -13,15 +13,13 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools.config import with_database
+from pytools.demo import create_roles
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
 from tests.backends import test_server
 
 TEMPLATE = "pjp_template"
 _counter = itertools.count()
-# The roles README "Roles" tells a DBA to create; cluster-wide, so created once, before the
-# template is migrated (migrate grants them their access). LOGIN so that tests connect as them.
-ROLES = ("pipeline_owner", "pipeline_runner", "pipeline_reader")
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +29,8 @@ def server() -> Iterator[str]:
         print(f"\ntest PostgreSQL from {backend}")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-            for role in ROLES:
-                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
-                    conn.execute(f"CREATE ROLE {role} LOGIN")
+            # cluster-wide, so once, before the template is migrated (migrate grants them access)
+            create_roles(conn)
         yield url
 
 
