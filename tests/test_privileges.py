@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -369,25 +370,33 @@ class Planter:
     planted: list[str]  # what plant_look_alikes() shadowed
 
 
-@pytest.fixture
-def planter(install: Install, app: psycopg.Connection[dict[str, Any]]) -> Iterator[Planter]:
+@contextmanager
+def planted(superuser_url: str) -> Iterator[Planter]:
     """A role with only CREATE on schema public (which PUBLIC had before PostgreSQL 15) that
     planted there a look-alike of every type, function, aggregate and operator the SQL uses."""
     role = f"pjp_planter_{uuid.uuid4().hex[:8]}"
-    app.execute(f"CREATE ROLE {role} LOGIN")
-    try:
-        app.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
-        with connect(install.url, role) as conn:
-            planted = plant_look_alikes(conn)
-            # armed: on the hostile path, an unqualified name lands in a look-alike
-            conn.execute(HOSTILE_PATH)
-            conn.execute("SELECT lower('ARMED')::text, 1 = 1")
-        assert planted_runs(app) == [(role, "lower"), (role, "operator ="), (role, "type text")]
-        app.execute("DELETE FROM public.planted_log")
-        yield Planter(role, planted)
-    finally:
-        app.execute(f"DROP OWNED BY {role}")
-        app.execute(f"DROP ROLE {role}")
+    with psycopg.connect(superuser_url, autocommit=True, row_factory=dict_row) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        try:
+            admin.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+            with connect(superuser_url, role) as conn:
+                look_alikes = plant_look_alikes(conn)
+                # armed: on the hostile path, an unqualified name lands in a look-alike
+                conn.execute(HOSTILE_PATH)
+                conn.execute("SELECT lower('ARMED')::text, 1 = 1")
+            assert planted_runs(admin) == [(role, "lower"), (role, "operator ="), (role, "type text")]
+            admin.execute("DELETE FROM public.planted_log")
+            yield Planter(role, look_alikes)
+        finally:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
+
+
+@pytest.fixture
+def planter(install: Install) -> Iterator[Planter]:
+    """A planter at work in the installed database."""
+    with planted(install.url) as who:
+        yield who
 
 
 @pytest.fixture
@@ -509,6 +518,49 @@ def test_change_capture_never_uses_code_planted_on_the_writers_search_path(
     app.execute("ALTER FUNCTION pipeline._capture_changes() RESET search_path")
     write_as(writer, 60)
     assert ("pipeline_owner", "operator =") in planted_runs(app)
+
+
+def depends_on_planted(conn: psycopg.Connection[dict[str, Any]], role: str) -> list[str]:
+    """The pipeline's objects (routines, columns, constraints, ...) that depend on an object
+    `role` owns: a routine whose signature or a column whose type is a planted type, say."""
+    rows = conn.execute(
+        "SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS what "
+        "FROM pg_depend AS d "
+        "JOIN pg_shdepend AS o ON o.classid = d.refclassid AND o.objid = d.refobjid AND o.deptype = 'o' "
+        "WHERE o.refobjid = %s::regrole "
+        "  AND (pg_identify_object(d.classid, d.objid, d.objsubid)).schema = 'pipeline' "
+        "ORDER BY 1",
+        (role,),
+    ).fetchall()
+    return [r["what"] for r in rows]
+
+
+def test_the_cli_never_uses_code_planted_on_its_roles_search_path(empty_db_url: str, tmp_path: Path) -> None:
+    """Plays a planter who got there first, in a database whose roles default to public ahead of
+    pg_catalog: migrate (as pipeline_owner), run-now (as pipeline_runner) and failures (as
+    pipeline_reader) run nothing planted, and no routine or table of the pipeline takes a planted type."""
+    dbname = parse_url(empty_db_url)["dbname"]
+    with psycopg.connect(empty_db_url, autocommit=True, row_factory=dict_row) as admin:
+        admin.execute(sample_file("source_tables.sql").read_text().encode())
+        grant_owner(admin, dbname)
+        for role in (
+            "pipeline_owner",
+            "pipeline_runner",
+            "pipeline_reader",
+        ):  # a setting of this database only
+            admin.execute(f'ALTER ROLE {role} IN DATABASE "{dbname}" SET search_path = public, pg_catalog')
+        with planted(empty_db_url) as planter:
+            one_journey(admin)
+            owner_env = clean_env(with_params(empty_db_url, user="pipeline_owner"))
+            runner_env = clean_env(with_params(empty_db_url, user="pipeline_runner"))
+            assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
+            assert "succeeded" in assert_ok(cli("run-now", env=runner_env, cwd=tmp_path))
+            reader_env = clean_env(with_params(empty_db_url, user="pipeline_reader"))
+            assert_ok(cli("failures", env=reader_env, cwd=tmp_path))
+            with connect(empty_db_url, "pipeline_runner") as runner:  # the role's own session
+                runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+            assert planted_runs(admin) == []
+            assert depends_on_planted(admin, planter.role) == []
 
 
 def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_rights(
