@@ -64,6 +64,7 @@ BEGIN
     -- plpgsql_check cannot run the CREATE above: the pragma tells it the columns read below
     PERFORM 'PRAGMA:TABLE: pg_temp.run_candidate (patient_journey_id bigint, activity_id bigint, '
             'schedule_id bigint, schedule_slug text, held_back text)';
+    PERFORM 'PRAGMA:ENABLE:SECURITY_WARNINGS';
     CREATE INDEX ON pg_temp.run_candidate (patient_journey_id, activity_id);
     FOR v_pair IN
         SELECT c.patient_journey_id, c.activity_id, c.schedule_id, c.schedule_slug
