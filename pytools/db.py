@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from pytools.config import parse_url, redact, scrub
 from pytools.errors import ExitCode, UserError
 
-
+# Appended to the connection's options, so it wins over one a URL gives.
 PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
 
 
