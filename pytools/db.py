@@ -10,11 +10,18 @@ from psycopg.rows import dict_row
 from pytools.config import parse_url, redact, scrub
 from pytools.errors import ExitCode, UserError
 
+# Appended to the connection's options, so it wins over one a URL gives.
+PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
+
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
     params = parse_url(url)
     params.setdefault("connect_timeout", "10")
     params.setdefault("application_name", "pytools")
+    # Whatever search_path the role or database sets, every name this session resolves (the
+    # routines' signatures migrate creates, the CLI's own queries) is the catalog's or qualified:
+    # a role with CREATE on a schema listed ahead of pg_catalog cannot stand in for either.
+    params["options"] = f"{params.get('options', '')} {PINNED_SEARCH_PATH}".strip()
     try:
         return psycopg.connect(autocommit=autocommit, **params)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install what the pipeline needs on Debian 12 and skip what is already there:
-# the PostgreSQL 15 server, pg_cron for it, make, and Python's venv module.
+# the PostgreSQL 15 server, pg_cron for it, plpgsql_check (make test lints the PL/pgSQL with it),
+# make, and Python's venv module.
 set -euo pipefail
 
 need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 [ -f /usr/lib/postgresql/15/lib/pg_cron.so ] || need+=(postgresql-15-cron)
+[ -f /usr/lib/postgresql/15/lib/plpgsql_check.so ] || need+=(postgresql-15-plpgsql-check)
 command -v make >/dev/null || need+=(make)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 

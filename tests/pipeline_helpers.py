@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
+
+from pytools.sql_files import routine_files
 
 # The window columns a run computes (not its timestamps), and what identifies a failure row:
 # what a comparison of two runs' outcomes looks at.
@@ -117,3 +121,170 @@ def advisory_locks_held(conn: psycopg.Connection[Any]) -> int:
     ).fetchone()
     assert row is not None
     return int(row["count"] if isinstance(row, dict) else row[0])
+
+
+# --- a planter's look-alikes in schema public (threat-model.md: "a planter") ------------------
+#
+# One place for what a planter shadows. Each look-alike records that it ran (planted_ran(), a
+# row in public.planted_log written as whoever ran it), then behaves like the real thing, so a
+# routine that falls into one still works and the test sees exactly what was called.
+
+# Every catalog type the SQL names that a domain can shadow (bigint, integer, boolean and
+# timestamp are keywords for int8, int4, bool and the timestamp type, but a cast or declaration
+# may spell the catalog name; record, trigger and void are pseudo-types: no domain over them).
+PLANTED_TYPES = (
+    "text", "bool", "int2", "int4", "int8", "numeric", "float8", "date", "timestamp", "timestamptz",
+    "interval", "jsonb", "name", "oid", "regclass", "regtype", "regprocedure", "regnamespace",
+)  # fmt: skip
+# Every operator the SQL uses, planted for each catalog variant whose operands are planted types
+# (or polymorphic): an unqualified operator in unpinned code resolves to the planted one.
+PLANTED_OPERATORS = ("=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "~")
+# What cannot be generated from the catalog: the aggregates the SQL calls (count(*), count, sum,
+# array_agg, string_agg, bool_and) and format(text, VARIADIC "any") (a PL/pgSQL function cannot
+# take "any"; the all-text overload wins for calls whose arguments are all text).
+_PLANTED_BY_HAND = """
+CREATE FUNCTION public.format(f text, VARIADIC a text[]) RETURNS text LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('format'); RETURN format(f, VARIADIC a); END $$;
+CREATE FUNCTION public.planted_count_star(s int8) RETURNS int8 LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('count'); RETURN s + 1; END $$;
+CREATE AGGREGATE public.count(*) (SFUNC = public.planted_count_star, STYPE = int8, INITCOND = '0');
+CREATE FUNCTION public.planted_count(s int8, v int8) RETURNS int8 LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('count'); RETURN s + (v IS NOT NULL)::int4; END $$;
+CREATE AGGREGATE public.count(int8) (SFUNC = public.planted_count, STYPE = int8, INITCOND = '0');
+CREATE FUNCTION public.planted_sum(s numeric, v int8) RETURNS numeric LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('sum'); RETURN coalesce(s, 0) + v; END $$;
+CREATE AGGREGATE public.sum(int8) (SFUNC = public.planted_sum, STYPE = numeric);
+CREATE FUNCTION public.planted_array_agg(s anycompatiblearray, v anycompatible)
+RETURNS anycompatiblearray LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('array_agg'); RETURN array_append(s, v); END $$;
+CREATE AGGREGATE public.array_agg(anycompatible)
+    (SFUNC = public.planted_array_agg, STYPE = anycompatiblearray);
+CREATE FUNCTION public.planted_string_agg(s text, v text, d text) RETURNS text LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('string_agg'); RETURN coalesce(s || d || v, v); END $$;
+CREATE AGGREGATE public.string_agg(text, text) (SFUNC = public.planted_string_agg, STYPE = text);
+CREATE FUNCTION public.planted_bool_and(s bool, v bool) RETURNS bool LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('bool_and'); RETURN coalesce(s AND v, v, s); END $$;
+CREATE AGGREGATE public.bool_and(bool) (SFUNC = public.planted_bool_and, STYPE = bool);
+"""
+# Names the regular expression below takes for calls but that are syntax (or not the
+# catalog's): nothing to plant, and a planter cannot shadow them either.
+_NOT_CATALOG_CALLS = frozenset(
+    ("and", "any", "as", "coalesce", "conflict", "exists", "filter", "from", "greatest", "in", "into",
+     "join", "key", "lateral", "least", "nullif", "on", "operator", "or", "returning", "table", "values",
+     "when", "where")
+)  # fmt: skip
+# A call: a name, unqualified or in pg_catalog (the pipeline's routines are pipeline.*), then "(".
+_CALL = re.compile(r"(?<![.\w])(?:pg_catalog\s*\.\s*)?([a-z_][a-z0-9_]*)\s*\(", re.IGNORECASE)
+# The schema of the SQL's own routines and tables, which calls name qualified.
+_OWN_NAME = re.compile(r"^(?:_|run_|pipeline)")
+
+# Arguments and results a planted look-alike cannot take (pseudo-types other than polymorphic).
+_UNPLANTABLE_TYPES = "'any', 'internal', 'cstring', 'record', 'trigger', 'event_trigger', 'language_handler'"
+_FUNCTIONS_TO_PLANT = f"""
+SELECT p.proname, pg_catalog.pg_get_function_arguments(p.oid) AS arguments,
+       pg_catalog.pg_get_function_result(p.oid) AS result, p.pronargs, p.provariadic <> 0 AS variadic,
+       p.proretset
+FROM pg_catalog.pg_proc AS p
+WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.prokind = 'f' AND p.proname = ANY (%s)
+  AND NOT EXISTS (SELECT FROM unnest(p.proargtypes::oid[] || p.prorettype) AS t (oid)
+                  WHERE t.oid::regtype::text IN ({_UNPLANTABLE_TYPES}))
+  AND (p.proallargtypes IS NULL OR p.proretset)
+ORDER BY p.oid
+"""
+_OPERATORS_TO_PLANT = """
+SELECT o.oid, o.oprname, o.oprleft::regtype::text AS l, o.oprright::regtype::text AS r,
+       o.oprresult::regtype::text AS result
+FROM pg_catalog.pg_operator AS o
+WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oprname = ANY (%(names)s)
+  AND o.oprkind = 'b' AND o.oprresult <> 'internal'::regtype
+  AND (SELECT bool_and(t.typname = ANY (%(types)s) OR t.typelem <> 0 AND t.typname LIKE '\\_%%'
+                       AND substr(t.typname, 2) = ANY (%(types)s) OR t.typname LIKE 'any%%')
+       FROM pg_catalog.pg_type AS t WHERE t.oid IN (o.oprleft, o.oprright))
+ORDER BY o.oid
+"""
+
+
+def catalog_calls_in_sql() -> list[str]:
+    """Every name the package's routines call as a function, other than their own routines and
+    SQL syntax: the functions (and aggregates) a planter would shadow."""
+    names: set[str] = set()
+    for path in routine_files():
+        code = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
+        for match in _CALL.finditer(code):
+            name = match.group(1).lower()
+            if name not in _NOT_CATALOG_CALLS and not _OWN_NAME.match(name):
+                names.add(name)
+    return sorted(names)
+
+
+def _look_alike(row: dict[str, Any]) -> str:
+    """A function with the catalog one's exact signature that records the call, then makes it."""
+    args = [f"${i}" for i in range(1, row["pronargs"] + 1)]
+    if row["variadic"]:
+        args[-1] = "VARIADIC " + args[-1]
+    call = f"pg_catalog.{row['proname']}({', '.join(args)})"
+    body = f"RETURN QUERY SELECT * FROM {call}" if row["proretset"] else f"RETURN {call}"
+    return (
+        f"CREATE FUNCTION public.{row['proname']}({row['arguments']}) RETURNS {row['result']} "
+        f"LANGUAGE plpgsql SET search_path = pg_catalog "
+        f"AS $$ BEGIN PERFORM public.planted_ran('{row['proname']}'); {body}; END $$"
+    )
+
+
+def plant_look_alikes(conn: psycopg.Connection[Any]) -> list[str]:
+    """As the planter (CREATE on public): a look-alike in public of every catalog function the
+    SQL calls, of its aggregates and operators, and a domain over each of PLANTED_TYPES whose
+    CHECK records that it ran. Returns the names planted, functions and operators once each."""
+    conn.execute("SET search_path = pg_catalog")  # the planter's own code means the real thing
+    conn.execute(
+        "CREATE TABLE public.planted_log (who name NOT NULL DEFAULT current_user, what text NOT NULL);"
+        "GRANT INSERT ON public.planted_log TO PUBLIC;"
+        "CREATE FUNCTION public.planted_ran(p_what text) RETURNS boolean LANGUAGE plpgsql "
+        "SET search_path = pg_catalog AS $$ BEGIN "
+        "INSERT INTO public.planted_log (what) VALUES (p_what); RETURN true; END $$;"
+    )
+    planted: set[str] = set()
+    with conn.cursor(row_factory=dict_row) as cur:
+        for row in cur.execute(_FUNCTIONS_TO_PLANT, (catalog_calls_in_sql(),)).fetchall():
+            try:
+                with conn.transaction():
+                    conn.execute(_look_alike(row).encode())
+                planted.add(row["proname"])
+            except psycopg.errors.DatabaseError:
+                pass  # e.g. a polymorphic result PL/pgSQL cannot return: others of the name stay
+        conn.execute(_PLANTED_BY_HAND.encode())
+        planted |= {"format", "count", "sum", "array_agg", "string_agg", "bool_and"}
+        operators = cur.execute(
+            _OPERATORS_TO_PLANT, {"names": list(PLANTED_OPERATORS), "types": list(PLANTED_TYPES)}
+        ).fetchall()
+        for op in operators:
+            function = f"public.planted_operator_{op['oid']}"
+            conn.execute(
+                f"CREATE FUNCTION {function}(l {op['l']}, r {op['r']}) RETURNS {op['result']} "
+                f"LANGUAGE plpgsql SET search_path = pg_catalog AS $$ BEGIN "
+                f"PERFORM public.planted_ran('operator {op['oprname']}'); "
+                f"RETURN l OPERATOR(pg_catalog.{op['oprname']}) r; END $$;"
+                f"CREATE OPERATOR public.{op['oprname']} "
+                f"(LEFTARG = {op['l']}, RIGHTARG = {op['r']}, FUNCTION = {function})".encode()
+            )
+            planted.add(f"operator {op['oprname']}")
+    for name in PLANTED_TYPES:  # last: the look-alikes above take the catalog's types
+        conn.execute(
+            f"CREATE DOMAIN public.{name} AS pg_catalog.{name} CHECK (public.planted_ran('type {name}'))"
+        )
+        planted.add(f"type {name}")
+    conn.execute("RESET search_path")
+    return sorted(planted)
+
+
+def planted_runs(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """(role, what) for each planted object that ran, once each."""
+    rows = conn.execute("SELECT DISTINCT who::text, what FROM public.planted_log ORDER BY 2, 1").fetchall()
+    return [(r["who"], r["what"]) if isinstance(r, dict) else (r[0], r[1]) for r in rows]

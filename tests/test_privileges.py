@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,15 @@ from psycopg.rows import dict_row
 
 from pytools.config import parse_url
 from pytools.sql_files import sample_file
-from tests.pipeline_helpers import insert, one_journey
+from tests.pipeline_helpers import (
+    PLANTED_OPERATORS,
+    PLANTED_TYPES,
+    catalog_calls_in_sql,
+    insert,
+    one_journey,
+    plant_look_alikes,
+    planted_runs,
+)
 from tests.test_cli import (
     SECRET,
     assert_ok,
@@ -348,132 +357,210 @@ def test_the_runner_may_schedule_its_own_job_but_the_owner_not_one_for_it(
                 )
 
 
-# --- a hostile search_path never runs foreign code --------------------------------------------
+# --- code planted on a caller's search_path never runs ----------------------------------------
 
-# Look-alikes of what the pipeline's routines call, each logging that it ran, then doing the
-# real thing. With evil ahead of pg_catalog on a search_path, an unqualified call lands in them.
-LOOK_ALIKES = [  # (name, argument types, result type, the real call)
-    ("lower", "text", "text", "pg_catalog.lower($1)"),
-    ("regexp_replace", "text, text, text, text", "text", "pg_catalog.regexp_replace($1, $2, $3, $4)"),
-    ("string_to_array", "text, text", "text[]", "pg_catalog.string_to_array($1, $2)"),
-    ("isfinite", "date", "boolean", "pg_catalog.isfinite($1)"),
-    ("now", "", "timestamptz", "pg_catalog.now()"),
-    ("clock_timestamp", "", "timestamptz", "pg_catalog.clock_timestamp()"),
-    ("pg_backend_pid", "", "integer", "pg_catalog.pg_backend_pid()"),
-    ("to_regclass", "text", "regclass", "pg_catalog.to_regclass($1)"),
-    ("set_config", "text, text, boolean", "text", "pg_catalog.set_config($1, $2, $3)"),
-    ("texteq", "text, text", "boolean", "$1 OPERATOR(pg_catalog.=) $2"),
-    ("int8eq", "bigint, bigint", "boolean", "$1 OPERATOR(pg_catalog.=) $2"),
-    ("count_step", "bigint, bigint", "bigint", "$1 + 1"),
-    ("agg_step", "bigint[], bigint", "bigint[]", "pg_catalog.array_append($1, $2)"),
-]
-TRAP = "\n".join(
-    [
-        "CREATE TABLE evil.log (who text NOT NULL DEFAULT current_user, what text NOT NULL);",
-        "GRANT USAGE ON SCHEMA evil TO PUBLIC;",
-        "GRANT INSERT ON evil.log TO PUBLIC;",
-        *(
-            f"CREATE FUNCTION evil.{name}({args}) RETURNS {result} LANGUAGE plpgsql "
-            f"SET search_path = pg_catalog AS $$ BEGIN "
-            f"INSERT INTO evil.log (what) VALUES ('{name}'); RETURN {real}; END $$;"
-            for name, args, result, real in LOOK_ALIKES
-        ),
-        "CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq);",
-        "CREATE OPERATOR evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8eq);",
-        "CREATE AGGREGATE evil.count(bigint) (SFUNC = evil.count_step, STYPE = bigint, INITCOND = '0');",
-        "CREATE AGGREGATE evil.array_agg(bigint) (SFUNC = evil.agg_step, STYPE = bigint[]);",
-    ]
-)
-HOSTILE_PATH = "SET search_path = evil, pg_catalog, public"
+# A caller who puts public ahead of pg_catalog (as an older database's DBA may): every
+# unqualified name in unpinned code resolves to a planter's look-alike first.
+HOSTILE_PATH = "SET search_path = public, pg_catalog"
+
+
+@dataclass
+class Planter:
+    role: str
+    planted: list[str]  # what plant_look_alikes() shadowed
+
+
+@contextmanager
+def planted(superuser_url: str) -> Iterator[Planter]:
+    """A role with only CREATE on schema public (which PUBLIC had before PostgreSQL 15) that
+    planted there a look-alike of every type, function, aggregate and operator the SQL uses."""
+    role = f"pjp_planter_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(superuser_url, autocommit=True, row_factory=dict_row) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        try:
+            admin.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
+            with connect(superuser_url, role) as conn:
+                look_alikes = plant_look_alikes(conn)
+                # armed: on the hostile path, an unqualified name lands in a look-alike
+                conn.execute(HOSTILE_PATH)
+                conn.execute("SELECT lower('ARMED')::text, 1 = 1")
+            assert planted_runs(admin) == [(role, "lower"), (role, "operator ="), (role, "type text")]
+            admin.execute("DELETE FROM public.planted_log")
+            yield Planter(role, look_alikes)
+        finally:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
 
 
 @pytest.fixture
-def attacker(install: Install, app: psycopg.Connection[dict[str, Any]]) -> Iterator[str]:
-    """A role that writes the app's tables and owns schema evil, with TRAP planted in it."""
-    role = f"pjp_attacker_{uuid.uuid4().hex[:8]}"
+def planter(install: Install) -> Iterator[Planter]:
+    """A planter at work in the installed database."""
+    with planted(install.url) as who:
+        yield who
+
+
+@pytest.fixture
+def writer(install: Install, app: psycopg.Connection[dict[str, Any]]) -> Iterator[str]:
+    """The application writer: reads and writes the source tables, no right on the pipeline."""
+    role = f"pjp_writer_{uuid.uuid4().hex[:8]}"
     app.execute(f"CREATE ROLE {role} LOGIN")
     try:
-        app.execute(f"CREATE SCHEMA evil AUTHORIZATION {role}")
         tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
         app.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON {tables} TO {role}")
-        with connect(install.url, role) as conn:
-            conn.execute(TRAP)
-            conn.execute(HOSTILE_PATH)
-            conn.execute("SELECT lower('ARMED')")  # the trap works: an unqualified call lands in it
-        assert caught(app) == [{"who": role, "what": "lower"}]
-        app.execute("DELETE FROM evil.log")
         yield role
     finally:
         app.execute(f"DROP OWNED BY {role}")
         app.execute(f"DROP ROLE {role}")
 
 
-def caught(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
-    return conn.execute("SELECT DISTINCT who, what FROM evil.log ORDER BY what").fetchall()
+def hostile_session(install: Install, role: str | None) -> psycopg.Connection[dict[str, Any]]:
+    """A session of `role` (None: the superuser) with public ahead of pg_catalog. Its own
+    statements below name every operator qualified, so only the pipeline's code is on trial."""
+    url = install.as_role(role) if role else install.url
+    conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    conn.execute(HOSTILE_PATH)
+    return conn
 
 
-def test_a_run_never_calls_code_planted_on_the_callers_search_path(
-    install: Install, app: psycopg.Connection[dict[str, Any]], attacker: str
+def test_the_planted_look_alikes_cover_every_type_function_and_operator_the_sql_uses(
+    app: psycopg.Connection[dict[str, Any]], planter: Planter
 ) -> None:
+    """Plays a planter: every catalog function or aggregate the routines call has a look-alike
+    in the tests below, so a routine that starts calling something new is on trial too."""
+    called = catalog_calls_in_sql()
+    assert {"format", "now", "clock_timestamp", "lower", "pg_try_advisory_lock", "count"} <= set(called)
+    in_catalog = app.execute(
+        "SELECT DISTINCT p.proname::text AS name FROM pg_proc AS p "
+        "WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY (%s) ORDER BY 1",
+        (called,),
+    ).fetchall()
+    assert len(in_catalog) > 20
+    assert [r["name"] for r in in_catalog if r["name"] not in planter.planted] == []
+    shadowed = {f"type {t}" for t in PLANTED_TYPES} | {f"operator {o}" for o in PLANTED_OPERATORS}
+    assert shadowed <= set(planter.planted)
+
+
+def test_a_run_never_uses_a_type_function_or_operator_planted_on_the_callers_search_path(
+    install: Install, app: psycopg.Connection[dict[str, Any]], planter: Planter, writer: str
+) -> None:
+    """Plays a planter against a superuser and pipeline_runner calling the procedure with public
+    ahead of pg_catalog: a full run, then a routine one after the application writer's change.
+    Not one planted object runs, and every run succeeds."""
     one_journey(app)
     insert(app, "schedule", ["id", "slug"], [(200, "7D-post-Surgery")])  # parse errors take their own path
     insert(app, "activity", ["id", "content_slug", "schedule_id"], [(20, "wound", 200)])
     insert(app, "journey_activity", ["journey_id", "activity_id"], [(1, 20)])
-    with connect(install.url, "pipeline_runner") as runner:
-        runner.execute(HOSTILE_PATH)
-        runner.execute("CALL pipeline.run_patient_journey_pipeline()")  # full: the first run
-        app.execute("UPDATE public.patient_journey SET operation_date = '2026-05-01'")
-        runner.execute("CALL pipeline.run_patient_journey_pipeline()")  # incremental
-        runner.execute("CALL pipeline.run_patient_journey_pipeline()")  # noop
-        modes = runner.execute("SELECT mode, status, failures FROM pipeline.pipeline_runs ORDER BY run_id")
-        assert [(r["mode"], r["status"], r["failures"]) for r in modes] == [
-            ("full", "succeeded", 1),
-            ("incremental", "succeeded", 1),
-            ("noop", "succeeded", 1),
-        ]
-    assert caught(app) == []
+    for caller in (None, "pipeline_runner"):
+        with hostile_session(install, caller) as conn:
+            conn.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")
+            with hostile_session(install, writer) as app_session:
+                app_session.execute(
+                    "UPDATE public.patient_journey SET operation_date = pg_catalog.now() "
+                    "WHERE id OPERATOR(pg_catalog.=) 1"
+                )
+            conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+            conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+    runs = app.execute("SELECT run_by, mode, status, failures FROM pipeline.pipeline_runs ORDER BY run_id")
+    superuser = parse_url(install.url)["user"]
+    assert [(r["run_by"], r["mode"], r["status"], r["failures"]) for r in runs] == [
+        (who, mode, "succeeded", 1)
+        for who in (superuser, "pipeline_runner")
+        for mode in ("full", "incremental", "noop")
+    ]
+    assert planted_runs(app) == []
 
-    # Control: the same trap catches the owner's code once the step that runs with its rights
-    # no longer pins search_path.
+    # Control: the same look-alikes catch the owner's code once the step that runs with its
+    # rights no longer pins search_path.
     app.execute("ALTER FUNCTION pipeline._execute_run(bigint, boolean) RESET search_path")
-    with connect(install.url, "pipeline_runner") as runner:
-        runner.execute(HOSTILE_PATH)
-        runner.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")
-    assert {"who": "pipeline_owner", "what": "set_config"} in caught(app)
+    with hostile_session(install, "pipeline_runner") as conn:
+        conn.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")
+    assert {("pipeline_owner", "set_config"), ("pipeline_owner", "type text")} <= set(planted_runs(app))
 
 
-def test_change_capture_never_calls_code_planted_on_the_writers_search_path(
-    install: Install, app: psycopg.Connection[dict[str, Any]], attacker: str
+def test_change_capture_never_uses_code_planted_on_the_writers_search_path(
+    install: Install, app: psycopg.Connection[dict[str, Any]], planter: Planter, writer: str
 ) -> None:
+    """Plays a planter against the application writer and a superuser writing the source tables
+    with public ahead of pg_catalog: the change-capture triggers (INSERT, UPDATE, DELETE,
+    TRUNCATE) queue every change and run nothing planted. (pipeline_runner may not write the
+    source tables, so it fires no trigger.)"""
     app.execute("DELETE FROM pipeline.change_queue")
 
-    def write_as_attacker() -> None:
-        with connect(install.url, attacker) as conn:
-            conn.execute(HOSTILE_PATH)
-            conn.execute("INSERT INTO public.patient_journey (id, journey_id) VALUES (41, 4), (42, 4)")
-            conn.execute("UPDATE public.patient_journey SET operation_date = '2026-01-01' WHERE id = 41")
-            conn.execute("DELETE FROM public.patient_journey WHERE id = 42")
-            conn.execute("INSERT INTO public.schedule (id, slug) VALUES (9, 'op')")
+    def write_as(role: str | None, base: int) -> None:
+        with hostile_session(install, role) as conn:
+            pj, id_is = "public.patient_journey", "id OPERATOR(pg_catalog.=)"
+            conn.execute(f"INSERT INTO {pj} (id, journey_id) VALUES ({base}, 4), ({base + 1}, 4)")
+            conn.execute(f"UPDATE {pj} SET operation_date = '2026-01-01' WHERE {id_is} {base}")
+            conn.execute(f"DELETE FROM {pj} WHERE {id_is} {base + 1}")
+            conn.execute(f"INSERT INTO public.schedule (id, slug) VALUES ({base}, 'op')")
             conn.execute("TRUNCATE public.journey_activity")
-            # the writer has no right on the queue its writes fill: the trigger runs as the owner
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute("SELECT * FROM pipeline.change_queue")
+            if role:  # the writer has no right on the queue its writes fill: the trigger runs as the owner
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute("SELECT * FROM pipeline.change_queue")
 
-    write_as_attacker()
+    for role, base in ((writer, 40), (None, 50)):
+        write_as(role, base)
     queued = app.execute("SELECT kind, keys FROM pipeline.change_queue ORDER BY change_id").fetchall()
     assert [(q["kind"], q["keys"]) for q in queued] == [
-        ("patient_journey", [41, 42]),
-        ("patient_journey", [41, 41]),
-        ("patient_journey", [42]),
-        ("schedule", [9]),
-        ("full", None),
+        change
+        for base in (40, 50)
+        for change in (
+            ("patient_journey", [base, base + 1]),
+            ("patient_journey", [base, base]),
+            ("patient_journey", [base + 1]),
+            ("schedule", [base]),
+            ("full", None),
+        )
     ]
-    assert caught(app) == []
+    assert planted_runs(app) == []
 
     # Control: the same writes through a trigger function whose search_path is not pinned.
     app.execute("ALTER FUNCTION pipeline._capture_changes() RESET search_path")
-    write_as_attacker()
-    assert {"who": "pipeline_owner", "what": "texteq"} in caught(app)
+    write_as(writer, 60)
+    assert ("pipeline_owner", "operator =") in planted_runs(app)
+
+
+def depends_on_planted(conn: psycopg.Connection[dict[str, Any]], role: str) -> list[str]:
+    """The pipeline's objects (routines, columns, constraints, ...) that depend on an object
+    `role` owns: a routine whose signature or a column whose type is a planted type, say."""
+    rows = conn.execute(
+        "SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid) AS what "
+        "FROM pg_depend AS d "
+        "JOIN pg_shdepend AS o ON o.classid = d.refclassid AND o.objid = d.refobjid AND o.deptype = 'o' "
+        "WHERE o.refobjid = %s::regrole "
+        "  AND (pg_identify_object(d.classid, d.objid, d.objsubid)).schema = 'pipeline' "
+        "ORDER BY 1",
+        (role,),
+    ).fetchall()
+    return [r["what"] for r in rows]
+
+
+def test_the_cli_never_uses_code_planted_on_its_roles_search_path(empty_db_url: str, tmp_path: Path) -> None:
+    """Plays a planter who got there first, in a database whose roles default to public ahead of
+    pg_catalog: migrate (as pipeline_owner), run-now (as pipeline_runner) and failures (as
+    pipeline_reader) run nothing planted, and no routine or table of the pipeline takes a planted type."""
+    dbname = parse_url(empty_db_url)["dbname"]
+    with psycopg.connect(empty_db_url, autocommit=True, row_factory=dict_row) as admin:
+        admin.execute(sample_file("source_tables.sql").read_text().encode())
+        grant_owner(admin, dbname)
+        for role in (
+            "pipeline_owner",
+            "pipeline_runner",
+            "pipeline_reader",
+        ):  # a setting of this database only
+            admin.execute(f'ALTER ROLE {role} IN DATABASE "{dbname}" SET search_path = public, pg_catalog')
+        with planted(empty_db_url) as planter:
+            one_journey(admin)
+            owner_env = clean_env(with_params(empty_db_url, user="pipeline_owner"))
+            runner_env = clean_env(with_params(empty_db_url, user="pipeline_runner"))
+            assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
+            assert "succeeded" in assert_ok(cli("run-now", env=runner_env, cwd=tmp_path))
+            reader_env = clean_env(with_params(empty_db_url, user="pipeline_reader"))
+            assert_ok(cli("failures", env=reader_env, cwd=tmp_path))
+            with connect(empty_db_url, "pipeline_runner") as runner:  # the role's own session
+                runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+            assert planted_runs(admin) == []
+            assert depends_on_planted(admin, planter.role) == []
 
 
 def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_rights(

@@ -11,13 +11,19 @@ DECLARE
     v_activities bigint;
     v_patient_journeys bigint;
 BEGIN
+    -- plpgsql_check cannot know the temp tables of the steps before and cannot run the CREATEs
+    -- below: the pragmas tell it those tables (no-ops when run)
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_change (kind text, keys bigint[])';
     CREATE TEMP TABLE run_scope (patient_journey_id bigint PRIMARY KEY) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
     CREATE TEMP TABLE run_scope_activity (activity_id bigint PRIMARY KEY) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_scope_activity (activity_id bigint)';
 
     CREATE TEMP TABLE run_touched ON COMMIT DROP AS
     SELECT DISTINCT c.kind, k.key
     FROM pg_temp.run_change AS c, unnest(c.keys) AS k (key)
     WHERE k.key IS NOT NULL;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_touched (kind text, key bigint)';
 
     INSERT INTO pg_temp.run_scope_activity
     SELECT t.key FROM pg_temp.run_touched AS t WHERE t.kind = 'activity'

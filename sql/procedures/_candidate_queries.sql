@@ -41,8 +41,8 @@ DECLARE
     v_pair_rows text;
     v_pair_scope text[];
     v_journey_scope text[];
-    v_load_branches text[] := '{}';
-    v_held_back_branches text[] := '{}';
+    v_load_branches text[] := '{}'::text[];
+    v_held_back_branches text[] := '{}'::text[];
     v_pairs_marker constant text := '/* the journeys'' pairs */';
     -- with a scope, a pair reached through both of its branches is taken once
     v_pairs_source constant text := CASE WHEN p_scoped
@@ -50,6 +50,9 @@ DECLARE
     v_query text;
     v_has_duplicates boolean;
 BEGIN
+    -- plpgsql_check cannot know the temp tables _build_scope made: the pragmas tell it (no-ops when run)
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_scope_activity (activity_id bigint)';
     -- A duplicated patient journey id must not duplicate its pairs. Duplicates are rare, so
     -- pay for de-duplicating (which hides the table's indexes) only when there are some. The
     -- row kept is chosen by its whole content, so full and incremental runs keep the same one.

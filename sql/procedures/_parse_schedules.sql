@@ -22,6 +22,9 @@ BEGIN
         error_message text,
         error_detail text
     ) ON COMMIT DROP;
+    -- plpgsql_check cannot run the CREATE above: the pragma tells it the table (a no-op when run)
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_schedule (schedule_id bigint, schedule_slug text, start_offset_days integer, '
+            'end_offset_days integer, milestone_slug text, sqlstate text, error_message text, error_detail text)';
 
     -- DISTINCT ON: a duplicated schedule id must not duplicate pairs downstream.
     FOR v_schedule IN

@@ -13,6 +13,16 @@ DECLARE
     v_changes text;
     v_held_back bigint;
 BEGIN
+    -- plpgsql_check cannot know the temp tables of the steps before: the pragmas tell it (no-ops
+    -- when run)
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_scope_activity (activity_id bigint)';
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_schedule (schedule_id bigint, schedule_slug text, start_offset_days integer, '
+            'end_offset_days integer, milestone_slug text, sqlstate text, error_message text, error_detail text)';
+    -- plpgsql_check takes p_candidates for untrusted text: it is the SQL _candidate_queries built
+    -- (its values quoted by format's %L and %I), and only the owner's own run can call this
+    -- function (REVOKE below; a test checks it), so its EXECUTEs are not checked for injection.
+    PERFORM 'PRAGMA:DISABLE:SECURITY_WARNINGS';
     v_insert := format(
         'INSERT INTO pipeline.held_back_pair '
         '    (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug, '
@@ -26,6 +36,8 @@ BEGIN
             change integer, held_back text, schedule_id bigint, patient_journey_id bigint,
             activity_id bigint, milestone_slug text
         ) ON COMMIT DROP;
+        PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back text, schedule_id bigint, '
+                'patient_journey_id bigint, activity_id bigint, milestone_slug text)';
         -- two statements, so that each finds its rows through its own index
         WITH released AS (
             DELETE FROM pipeline.held_back_pair AS h
@@ -67,6 +79,7 @@ BEGIN
         v_changes := '(SELECT 1 AS change, h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, '
                      '        h.milestone_slug FROM pipeline.held_back_pair AS h)';
     END IF;
+    PERFORM 'PRAGMA:ENABLE:SECURITY_WARNINGS';
 
     -- A group is named by the columns its failure row names; the others are left NULL. The
     -- problems of one pair each are listed pair by pair below, not counted in groups.

@@ -18,8 +18,8 @@ DECLARE
     v_token text;
     v_match text[];
     v_kinds text := '';          -- one letter per token: O offset, X offset+po, D d<N>, P pre, Q post, M milestone
-    v_days numeric[] := '{}';    -- the numbers of O, X and D tokens, in order
-    v_milestones text[] := '{}';
+    v_days numeric[] := '{}'::numeric[];  -- the numbers of O, X and D tokens, in order
+    v_milestones text[] := '{}'::text[];
     v_milestone text;
     v_start numeric;
     v_end numeric;

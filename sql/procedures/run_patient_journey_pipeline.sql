@@ -13,8 +13,8 @@ DECLARE
     v_run_id bigint;
     v_status pg_catalog.text;
     v_run record;
-    ex_sqlstate text;
-    ex_message text;
+    ex_sqlstate pg_catalog.text;
+    ex_message pg_catalog.text;
 BEGIN
     -- Fails at once inside a transaction block, before the lock below could leak there.
     COMMIT;

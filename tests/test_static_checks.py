@@ -1,0 +1,104 @@
+"""Static checks of the package's PL/pgSQL with plpgsql_check (Debian: postgresql-15-plpgsql-check),
+in a migrated database: every routine in schema pipeline, trigger functions against each table
+their triggers are on, with its security (SQL injection) warnings on. plpgsql_check reads the
+code the way PL/pgSQL will run it, so it finds the errors a run would only hit on some path
+(a misspelt column, a wrong type, a record read before it is assigned)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+import pytest
+
+from pytools.sql_files import routine_files
+
+APT_PACKAGE = "postgresql-15-plpgsql-check"
+
+# One row per check: a routine, or a trigger function with one of its triggers' tables.
+ROUTINES_TO_CHECK = """
+SELECT p.oid::regprocedure::text AS routine, coalesce(t.tgrelid, 0)::regclass::text AS relation,
+       t.tgoldtable AS old_table, t.tgnewtable AS new_table,
+       p.prorettype = 'trigger'::regtype AS is_trigger
+FROM pg_proc AS p
+JOIN pg_language AS l ON l.oid = p.prolang AND l.lanname = 'plpgsql'
+LEFT JOIN pg_trigger AS t ON t.tgfoid = p.oid
+WHERE p.pronamespace = 'pipeline'::regnamespace
+ORDER BY 1, 2, 3, 4
+"""
+CHECK = """
+SELECT c.level, c.lineno, c.statement, c.sqlstate, c.message, c.detail, c.query
+FROM plpgsql_check_function_tb(%(routine)s::regprocedure, %(relation)s::regclass,
+                               fatal_errors => false, other_warnings => true, extra_warnings => true,
+                               security_warnings => true, compatibility_warnings => true,
+                               performance_warnings => false,
+                               oldtable => %(old_table)s, newtable => %(new_table)s) AS c
+"""
+# What a routine writes to silence plpgsql_check's injection check (see test below).
+SECURITY_OFF = "PRAGMA:DISABLE:SECURITY_WARNINGS"
+
+
+@pytest.fixture
+def checked(db: psycopg.Connection[dict[str, Any]]) -> psycopg.Connection[dict[str, Any]]:
+    """The test's migrated database with plpgsql_check (created as the superuser)."""
+    available = db.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'plpgsql_check'").fetchone()
+    if available is None:
+        pytest.fail(
+            "plpgsql_check is not installed on the test server: install the Debian package "
+            f"{APT_PACKAGE} (`make system` does: scripts/install-system.sh), or add it to the server "
+            "that TEST_DATABASE_URL names",
+            pytrace=False,
+        )
+    db.execute("CREATE EXTENSION plpgsql_check")
+    return db
+
+
+def describe(check: dict[str, Any], problem: dict[str, Any]) -> str:
+    on = f" on {check['relation']}" if check["is_trigger"] else ""
+    where = f"body line {problem['lineno']} ({problem['statement']})" if problem["lineno"] else "routine"
+    detail = f": {problem['detail']}" if problem["detail"] else ""
+    found = f"{problem['level']} {problem['sqlstate']} {problem['message']}{detail}"
+    return f"{check['routine']}{on}, {where}: {found}"
+
+
+def test_plpgsql_check_reports_no_error_and_no_warning_in_any_routine(
+    checked: psycopg.Connection[dict[str, Any]],
+) -> None:
+    checks = checked.execute(ROUTINES_TO_CHECK).fetchall()
+    assert len({c["routine"] for c in checks}) > 20
+    unattached = [c["routine"] for c in checks if c["is_trigger"] and c["relation"] == "-"]
+    assert unattached == [], "a trigger function can only be checked against a table it is on"
+    problems: list[str] = []
+    for check in checks:
+        # each check alone: the temp tables a routine's pragmas create die with its transaction,
+        # so no routine passes thanks to another's pragma
+        with checked.transaction(force_rollback=True):
+            problems += [describe(check, p) for p in checked.execute(CHECK, check).fetchall()]
+    assert problems == [], "plpgsql_check reports:\n" + "\n".join(problems)
+
+
+def test_the_routines_that_silence_the_injection_check_run_only_the_sql_the_run_builds(
+    checked: psycopg.Connection[dict[str, Any]],
+) -> None:
+    """They EXECUTE the SQL text they are given, which plpgsql_check cannot prove safe: no role
+    but their owner may call them, and none runs with its owner's rights, so the only SQL they
+    ever run is what the owner's run built (pipeline._candidate_queries)."""
+    silencing = sorted(
+        re.search(r"FUNCTION (pipeline\.\w+)", path.read_text()).group(1)  # type: ignore[union-attr]
+        for path in routine_files()
+        if SECURITY_OFF in path.read_text()
+    )
+    assert silencing == ["pipeline._record_held_back", "pipeline._upsert_windows", "pipeline._write_windows"]
+    rights = checked.execute(
+        "SELECT p.proname, p.prosecdef, "
+        "       has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute, "
+        "       has_function_privilege('pipeline_runner', p.oid, 'EXECUTE') AS runner_execute, "
+        "       has_function_privilege('pipeline_reader', p.oid, 'EXECUTE') AS reader_execute "
+        "FROM pg_proc AS p WHERE p.oid::regproc::text = ANY (%s) ORDER BY 1",
+        (silencing,),
+    ).fetchall()
+    assert len(rights) == len(silencing)
+    granted = ("prosecdef", "public_execute", "runner_execute", "reader_execute")
+    for routine in rights:
+        assert not any(routine[k] for k in granted), routine
