@@ -318,7 +318,10 @@ def _login_role(args: argparse.Namespace) -> str:
         params = parse_url(resolve_database_url(args.database_url))
     except UserError:
         return "<role>"
-    return params.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+    try:
+        return params.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+    except (OSError, KeyError):  # no login name to be found
+        return "<role>"
 
 
 def _privilege_error(args: argparse.Namespace, exc: psycopg.Error) -> UserError:

@@ -47,9 +47,7 @@ _FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 )
 _RANGE = re.compile(r"(\*|[0-9a-z]{1,3})(?:-([0-9a-z]{1,3}))?(?:/([0-9]{1,2}))?", re.IGNORECASE)
 _SECONDS = re.compile(r"([1-9]|[1-5][0-9]) seconds?")
-CRON_HELP = (
-    "five fields (minute hour day month weekday), e.g. '0 * * * *' for hourly, or @hourly, @daily, ..."
-)
+CRON_HELP = "five fields: minute hour day month weekday, e.g. '0 * * * *' for hourly; or @hourly, @daily"
 
 
 def _cron_value(text: str, field: str, low: int, high: int, names: tuple[str, ...]) -> int:

@@ -162,7 +162,8 @@ def _refusal(found: list[tuple[str, int]]) -> UserError:
 
     held = ", ".join(f"public.{table} ({rows(n)})" for table, n in found)
     return UserError(
-        f"generate erases all {len(SOURCE_TABLES)} source tables, and {held} hold data: "
+        f"generate erases all {len(SOURCE_TABLES)} source tables, and {held} "
+        f"{'holds' if len(found) == 1 else 'hold'} data: "
         "nothing was changed; pass --force if this is a test database",
         ExitCode.USAGE,
     )
@@ -184,9 +185,11 @@ def generate(url: str, journeys: int, progress: Progress = print, *, force: bool
             cur.execute("SET LOCAL synchronous_commit = off")
             source_tables = sample_file("source_tables.sql").read_text(encoding="utf-8").encode()
             cur.execute(source_tables)
-            # In the transaction that empties them, so that no row can arrive unseen in between.
-            if not force and (found := rows_it_would_erase(cur)):
-                raise _refusal(found)
+            if not force:
+                # Writers wait from here to the TRUNCATE, so that no row arrives unseen in between.
+                cur.execute(f"LOCK TABLE {', '.join(f'public.{t}' for t in tables)} IN SHARE MODE")
+                if found := rows_it_would_erase(cur):
+                    raise _refusal(found)
             cur.execute("TRUNCATE " + ", ".join(f"public.{t}" for t in tables))
             # Bulk load, then index: several times faster than maintaining the indexes per row.
             for index in SOURCE_INDEXES:
@@ -206,6 +209,8 @@ def generate(url: str, journeys: int, progress: Progress = print, *, force: bool
             step("indexes built")
             conn.commit()
             cur.execute("ANALYZE")
+        except psycopg.errors.InsufficientPrivilege:
+            raise  # the CLI names what fixes it
         except psycopg.Error as exc:
             raise database_error("generating data", exc) from None
         counts = {t: _count(cur, t) for t in tables}

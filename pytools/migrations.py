@@ -142,6 +142,8 @@ def refuse_foreign_objects(conn: psycopg.Connection[Any]) -> None:
     more = f" (and {len(foreign) - 1} more object(s) of other roles there)" if len(foreign) > 1 else ""
     if owner_is_super:
         fix = f"run migrate as {owner}, which installed it, or as a superuser"
+        if len(foreign) == 1 and kind in ("schema", "table", "view", "sequence", "function", "type"):
+            fix += f"; or have a superuser hand it over: ALTER {kind.upper()} {name} OWNER TO {me}"
     else:
         fix = (
             f"if {owner} installed the pipeline, run migrate as {owner}; if not, {owner} may have "
