@@ -27,7 +27,7 @@ EXIT_CODES = """exit codes:
   3  the database cannot be reached (server down, wrong host, authentication failed)
   4  the pipeline schema is not migrated: run `python -m pytools migrate`
   5  pg_cron is missing (not installed, not preloaded, or extension not created)
-  6  the database refused an operation (message says which)"""
+  6  the database refused an operation (message says which; for a missing privilege, the GRANT)"""
 
 OWNER_ROLE = "pipeline_owner"
 
