@@ -6,6 +6,7 @@ Every option can also come from an environment variable, named in --help.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any, NoReturn
 import psycopg
 
 from pytools import cron, migrations, report, runs
-from pytools.config import resolve_database_url
+from pytools.config import parse_url, resolve_database_url
 from pytools.db import database_error
 from pytools.errors import ExitCode, UserError
 
@@ -26,7 +27,9 @@ EXIT_CODES = """exit codes:
   3  the database cannot be reached (server down, wrong host, authentication failed)
   4  the pipeline schema is not migrated: run `python -m pytools migrate`
   5  pg_cron is missing (not installed, not preloaded, or extension not created)
-  6  the database refused an operation (message says which)"""
+  6  the database refused an operation (message says which; for a missing privilege, the GRANT)"""
+
+OWNER_ROLE = "pipeline_owner"
 
 
 class Parser(argparse.ArgumentParser):
@@ -130,12 +133,15 @@ def build_parser() -> Parser:
     p = sub.add_parser(
         "generate",
         parents=[common],
-        help="fill the app's source tables with N realistic patient journeys (test databases only)",
+        help="ERASE the app's source tables, then fill them with N realistic patient journeys "
+        "(test databases only)",
+        description="Erases every row of the app's ten source tables (public.patient, journey, schedule, "
+        "activity, journey_activity, patient_journey, survey, survey_result, device, step_result), then "
+        "fills them with N realistic patient journeys. For test databases only: it refuses while any of "
+        "those tables holds a row, unless --force.",
     )
     p.add_argument("--journeys", type=_positive_int, required=True, help="how many patient journeys")
-    p.add_argument(
-        "--force", action="store_true", help="replace source tables that already hold patient journeys"
-    )
+    p.add_argument("--force", action="store_true", help="erase the source tables even if they hold rows")
     p = sub.add_parser(
         "demo", help="start a throwaway local cluster in .pgdata/ with sample data and run once"
     )
@@ -147,17 +153,54 @@ def _print(rows: Sequence[dict[str, Any]], fmt: str) -> None:
     print(report.render(rows, fmt))
 
 
+def _capture_warnings(role: str, unwatched: list[tuple[str, str]]) -> list[str]:
+    """One line per kind of problem change capture has, naming all its tables, saying only what is true."""
+    groups: dict[str, list[str]] = {}
+    others: list[str] = []
+    for table, problem in unwatched:
+        for kind in ("table does not exist", "no right to create triggers", "not its owner"):
+            if problem.startswith(kind):
+                groups.setdefault(kind, []).append(table)
+                break
+        else:
+            others.append(f"warning: change capture on {table}: {problem}")
+    lines = []
+    if tables := ", ".join(groups.get("table does not exist", [])):
+        lines.append(
+            f"warning: change capture does not watch {tables}: they do not exist; "
+            "runs stay full until they do and migrate runs again"
+        )
+    if tables := ", ".join(groups.get("no right to create triggers", [])):
+        lines.append(
+            f"warning: change capture does not watch {tables}: {role} may not create triggers on them; "
+            f"runs stay full until a DBA runs GRANT TRIGGER ON {tables} TO {role} and migrate runs again"
+        )
+    if tables := ", ".join(groups.get("not its owner", [])):
+        lines.append(
+            f"warning: {role} does not own {tables}, so change capture misses only the changes made under "
+            "session_replication_role = replica (logical replication, pg_restore --disable-triggers); "
+            "after such changes run `run-now --full`, or have the tables' owner run ALTER TABLE ... "
+            "ENABLE ALWAYS TRIGGER on their pipeline_capture_* triggers"
+        )
+    return lines + others
+
+
 def _cmd_migrate(args: argparse.Namespace) -> int:
     url = resolve_database_url(args.database_url)
     result = migrations.migrate(url)
     applied = ", ".join(result.applied) or "none pending"
     print(f"migrations applied: {applied}; routines (re)created: {result.routines}")
-    for table, problem in result.unwatched:
-        print(f"warning: change capture does not watch {table}: {problem}; runs will be full runs")
-    for table in result.unreadable:
+    if result.superuser:
         print(
-            f"warning: {result.role} may not read {table}: runs fail until a DBA runs "
-            f"GRANT SELECT ON {table} TO {result.role}"
+            f"warning: {result.role} is a superuser, so the pipeline's objects belong to it and the run "
+            f"steps run with a superuser's rights: install it as role {OWNER_ROLE} instead (README, Roles)"
+        )
+    for line in _capture_warnings(result.role, result.unwatched):
+        print(line)
+    if tables := ", ".join(result.unreadable):
+        print(
+            f"warning: {result.role} may not read {tables}: runs fail until a DBA runs "
+            f"GRANT SELECT ON {tables} TO {result.role}"
         )
     for role, granted, access in result.access:
         if granted:
@@ -235,14 +278,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from pytools import generate
 
     url = resolve_database_url(args.database_url)
-    existing = generate.existing_patient_journeys(url)
-    if existing and not args.force:
-        raise UserError(
-            f"public.patient_journey already holds {existing:,} rows and generate would empty it: "
-            "pass --force if this is a test database",
-            ExitCode.USAGE,
-        )
-    generate.generate(url, args.journeys)
+    generate.generate(url, args.journeys, force=args.force)
     return ExitCode.OK
 
 
@@ -265,6 +301,39 @@ COMMANDS = {
 }
 
 
+# What gives a role the right a command needs, for a command refused for lack of privilege.
+ACCESS_FIXES = {
+    "run-now": f"GRANT {cron.RUNNER_ROLE} TO {{role}} (migrate grants {cron.RUNNER_ROLE} the right to "
+    "run the pipeline)",
+    "status": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read the runs)",
+    "failures": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read failures)",
+    "migrate": f'run migrate as {OWNER_ROLE}, with the grants README "Roles" lists',
+    "generate": "run generate as the owner of the app's source tables, on a test database",
+}
+
+
+def _login_role(args: argparse.Namespace) -> str:
+    """The role the command connected as (as libpq chooses it when the URL names none)."""
+    try:
+        params = parse_url(resolve_database_url(args.database_url))
+    except UserError:
+        return "<role>"
+    try:
+        return params.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+    except (OSError, KeyError):  # no login name to be found
+        return "<role>"
+
+
+def _privilege_error(args: argparse.Namespace, exc: psycopg.Error) -> UserError:
+    """A command the database refused for lack of privilege: exit 6, with the grant that fixes it."""
+    failed = database_error(args.command, exc)
+    role = _login_role(args)
+    fix = ACCESS_FIXES.get(args.command, "ask a DBA for the privilege named above")
+    return UserError(
+        f"{failed}: role {role} lacks a privilege; fix: {fix.format(role=role)}", failed.exit_code
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -275,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        refused = _privilege_error(args, exc)
+        print(f"error: {refused}", file=sys.stderr)
+        return int(refused.exit_code)
     except psycopg.Error as exc:
         # e.g. no privilege on a pipeline table, or the connection lost mid-command
         failed = database_error(args.command, exc)

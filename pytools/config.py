@@ -118,8 +118,3 @@ def with_database(url: str, dbname: str) -> str:
 def database_name(url: str) -> str:
     params = parse_url(url)
     return params.get("dbname") or params.get("user") or os.environ.get("USER", "postgres")
-
-
-def yoyo_url(url: str, schema: str) -> str:
-    """A yoyo URL (psycopg 3 driver) for the same connection, keeping yoyo's tables in `schema`."""
-    return build_url({**parse_url(url), "schema": schema}, scheme="postgresql+psycopg")

@@ -10,6 +10,7 @@ create a job for another role; any other role schedules the job for itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,73 @@ CREATE_RUNNER = (
     f"CREATE ROLE {RUNNER_ROLE} LOGIN; then run `python -m pytools migrate`, which grants it the "
     "right to run the pipeline"
 )
+
+
+# pg_cron 1.4's schedule syntax (its src/entry.c, after Vixie cron): five fields, or a macro.
+_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@reboot")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# (field name, lowest, highest, names of values from lowest on)
+_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+_RANGE = re.compile(r"(\*|[0-9a-z]{1,3})(?:-([0-9a-z]{1,3}))?(?:/([0-9]{1,2}))?", re.IGNORECASE)
+_SECONDS = re.compile(r"([1-9]|[1-5][0-9]) seconds?")
+CRON_HELP = "five fields: minute hour day month weekday, e.g. '0 * * * *' for hourly; or @hourly, @daily"
+
+
+def _cron_value(text: str, field: str, low: int, high: int, names: tuple[str, ...]) -> int:
+    if text.lower() in names:
+        return low + names.index(text.lower())
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ValueError(f"{field} {text!r} is not a number from {low} to {high}")
+    return int(text)
+
+
+def _check_cron_field(text: str, field: str, low: int, high: int, names: tuple[str, ...]) -> None:
+    for part in text.split(","):
+        match = _RANGE.fullmatch(part)
+        if not match:
+            raise ValueError(f"{field} {part!r} is not a value, a range a-b, or * (with an optional /step)")
+        first, last, step = match.groups()
+        if first == "*":
+            if last is not None:
+                raise ValueError(f"{field} {part!r}: * cannot start a range")
+        else:
+            start = _cron_value(first, field, low, high, names)
+            if last is None and step is not None:
+                raise ValueError(f"{field} {part!r}: a /step needs * or a range before it")
+            if last is not None and _cron_value(last, field, low, high, names) < start:
+                raise ValueError(f"{field} {part!r}: the range ends before it starts")
+        if step is not None and int(step) == 0:
+            raise ValueError(f"{field} {part!r}: the step must be at least 1")
+
+
+def check_cron(expression: str) -> str:
+    """The expression, stripped, if pg_cron 1.4 reads it as a schedule; else a one-line usage error.
+
+    pg_cron 1.4 ignores whatever follows its fifth field, so `0 0 * * *'; SELECT 1; --` would be
+    stored as the job's schedule: nothing but the fields themselves passes here. The `N seconds`
+    form of pg_cron 1.5 passes too; an older pg_cron refuses it itself.
+    """
+    text = expression.strip()
+    try:
+        if text in _MACROS or _SECONDS.fullmatch(text):  # pg_cron matches macros case-sensitively
+            return text
+        fields = text.split()
+        if len(fields) != len(_FIELDS):
+            raise ValueError(f"it has {len(fields)} field(s), not 5")
+        for value, (field, low, high, names) in zip(fields, _FIELDS, strict=True):
+            _check_cron_field(value, field, low, high, names)
+    except ValueError as exc:
+        raise UserError(
+            f"invalid cron schedule {expression!r}: {exc} (use {CRON_HELP})", ExitCode.USAGE
+        ) from None
+    return " ".join(fields)
 
 
 def default_job_name(url: str) -> str:
@@ -184,6 +252,7 @@ def schedule(url: str, cron_expr: str, job_name: str, run_as: str | None = None)
 
 def schedule_as(url: str, cron_expr: str, job_name: str, run_as: str | None = None) -> tuple[Job, RunAs]:
     """Create or update the job, running as `run_as` or the role choose_run_as picks."""
+    cron_expr = check_cron(cron_expr)
     dbname = database_name(url)
     with cron_connection(url) as conn:
         with connect(url) as target:
@@ -206,8 +275,7 @@ def schedule_as(url: str, cron_expr: str, job_name: str, run_as: str | None = No
             )
         except psycopg.errors.InvalidParameterValue as exc:
             raise UserError(
-                f"invalid cron schedule {cron_expr!r}: {exc.diag.message_primary} "
-                "(use five fields, e.g. '0 * * * *' for hourly)",
+                f"invalid cron schedule {cron_expr!r}: {exc.diag.message_primary} (use {CRON_HELP})",
                 ExitCode.USAGE,
             ) from None
         except psycopg.Error as exc:

@@ -1,6 +1,7 @@
 """`generate --journeys N`: fill the app's source tables with realistic data, set-based and fast.
 
-For benchmarks and trials only: it empties the source tables first. Deterministic for a given N.
+For benchmarks and trials only: it empties the ten source tables first, and (unless forced)
+refuses while any of them holds a row. Deterministic for a given N.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 import psycopg
 
 from pytools.db import connect, database_error
+from pytools.errors import ExitCode, UserError
 from pytools.sql_files import sample_file
 
 JOURNEYS = ("hip", "knee", "shoulder", "spine", "ankle")
@@ -33,6 +35,12 @@ SCHEDULE_SLUGS = (
 )  # fmt: skip
 
 Progress = Callable[[str], None]
+
+# The app's tables generate fills, each emptied first.
+SOURCE_TABLES = ("patient", "journey", "schedule", "activity", "journey_activity", "patient_journey",
+                 "survey", "survey_result", "device", "step_result")  # fmt: skip
+# Rows counted per table for the refusal: enough to tell a test database from a real one.
+_COUNT_UP_TO = 1_000_000
 
 # The indexes sql/sample/source_tables.sql gives the app's tables.
 SOURCE_INDEXES = (
@@ -136,29 +144,52 @@ def _count(cur: psycopg.Cursor[tuple[object, ...]], table: str) -> int:
     return int(str(row[0])) if row else 0
 
 
-def existing_patient_journeys(url: str) -> int:
-    with connect(url) as conn:
-        row = conn.execute("SELECT to_regclass('public.patient_journey') IS NOT NULL").fetchone()
-        if not row or not row[0]:
-            return 0
-        count = conn.execute("SELECT count(*) FROM public.patient_journey").fetchone()
-        return int(count[0]) if count else 0  # type: ignore[call-overload]
+def rows_it_would_erase(cur: psycopg.Cursor[tuple[object, ...]]) -> list[tuple[str, int]]:
+    """(table, rows) for each source table that holds rows, counted up to _COUNT_UP_TO + 1."""
+    found = []
+    for table in SOURCE_TABLES:
+        row = cur.execute(
+            f"SELECT count(*)::int FROM (SELECT FROM public.{table} LIMIT {_COUNT_UP_TO + 1}) AS t"
+        ).fetchone()
+        if row and int(str(row[0])):
+            found.append((table, int(str(row[0]))))
+    return found
 
 
-def generate(url: str, journeys: int, progress: Progress = print) -> dict[str, int]:
-    """Replace the source tables' rows with `journeys` patient journeys; returns row counts."""
+def _refusal(found: list[tuple[str, int]]) -> UserError:
+    def rows(n: int) -> str:
+        return f"more than {_COUNT_UP_TO:,} rows" if n > _COUNT_UP_TO else f"{n:,} row{'s' if n > 1 else ''}"
+
+    held = ", ".join(f"public.{table} ({rows(n)})" for table, n in found)
+    return UserError(
+        f"generate erases all {len(SOURCE_TABLES)} source tables, and {held} "
+        f"{'holds' if len(found) == 1 else 'hold'} data: "
+        "nothing was changed; pass --force if this is a test database",
+        ExitCode.USAGE,
+    )
+
+
+def generate(url: str, journeys: int, progress: Progress = print, *, force: bool = True) -> dict[str, int]:
+    """Replace the source tables' rows with `journeys` patient journeys; returns row counts.
+
+    Without `force`, a source table that holds a row is a user error, and nothing changes.
+    """
     started = time.monotonic()
 
     def step(message: str) -> None:
         progress(f"[{time.monotonic() - started:6.1f}s] {message}")
 
-    tables = ("patient", "journey", "schedule", "activity", "journey_activity", "patient_journey",
-              "survey", "survey_result", "device", "step_result")  # fmt: skip
+    tables = SOURCE_TABLES
     with connect(url, autocommit=False) as conn, conn.cursor() as cur:
         try:
             cur.execute("SET LOCAL synchronous_commit = off")
             source_tables = sample_file("source_tables.sql").read_text(encoding="utf-8").encode()
             cur.execute(source_tables)
+            if not force:
+                # Writers wait from here to the TRUNCATE, so that no row arrives unseen in between.
+                cur.execute(f"LOCK TABLE {', '.join(f'public.{t}' for t in tables)} IN SHARE MODE")
+                if found := rows_it_would_erase(cur):
+                    raise _refusal(found)
             cur.execute("TRUNCATE " + ", ".join(f"public.{t}" for t in tables))
             # Bulk load, then index: several times faster than maintaining the indexes per row.
             for index in SOURCE_INDEXES:
@@ -178,6 +209,8 @@ def generate(url: str, journeys: int, progress: Progress = print) -> dict[str, i
             step("indexes built")
             conn.commit()
             cur.execute("ANALYZE")
+        except psycopg.errors.InsufficientPrivilege:
+            raise  # the CLI names what fixes it
         except psycopg.Error as exc:
             raise database_error("generating data", exc) from None
         counts = {t: _count(cur, t) for t in tables}

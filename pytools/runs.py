@@ -41,6 +41,8 @@ def run_now(url: str, trigger: str = "manual", *, full: bool = False) -> dict[st
             error = None
         except psycopg.errors.ExternalRoutineException as exc:
             error = exc.diag.message_primary or str(exc)
+        except psycopg.errors.InsufficientPrivilege:
+            raise  # the caller may not run the pipeline (or its steps): no run happened
         except psycopg.Error as exc:
             # The run could not even record itself (e.g. pipeline_failures unwritable).
             error = f"the run broke: {exc.diag.message_primary or exc}"
@@ -80,5 +82,7 @@ def failures(url: str, *, run_id: int | None, all_runs: bool, limit: int) -> lis
                 f"SELECT {FAILURE_COLUMNS} FROM {source} {where} ORDER BY failure_id DESC LIMIT %s",
                 [*params, limit],
             ).fetchall()
+        except psycopg.errors.InsufficientPrivilege:
+            raise  # the CLI names the grant that fixes it
         except psycopg.Error as exc:
             raise database_error("reading failures", exc) from None

@@ -9,11 +9,11 @@ import re
 import subprocess
 
 import psycopg
-from yoyo import get_backend, read_migrations
+from yoyo import read_migrations
 
 from pytools.cluster import find_bindir
-from pytools.config import parse_url, yoyo_url
-from pytools.migrations import SCHEMA, migrate
+from pytools.config import parse_url
+from pytools.migrations import SCHEMA, migrate, yoyo_backend
 from pytools.sql_files import migrations_dir
 
 
@@ -51,7 +51,7 @@ def test_replayed_migrations_equal_a_fresh_install(server, empty_db_url):
 
         with psycopg.connect(empty_db_url, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {SCHEMA}")  # yoyo keeps its tables there
-        backend = get_backend(yoyo_url(empty_db_url, SCHEMA))
+        backend = yoyo_backend(empty_db_url)
         migrations = read_migrations(str(migrations_dir()))
         for migration in migrations:  # one at a time, as successive releases would
             with backend.lock():
