@@ -109,9 +109,7 @@ def _e_string(sql: str, start: int, found: list[Finding], at: Callable[[int], in
     """Skip an E'...' literal from its opening quote (backslash escapes, '' doubling)."""
     i = start + 1
     while i < len(sql):
-        if sql[i] == "\\":
-            i += 2
-        elif sql.startswith("''", i):
+        if sql[i] == "\\" or sql.startswith("''", i):
             i += 2
         elif sql[i] == "'":
             return i + 1

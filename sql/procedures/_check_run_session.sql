@@ -17,7 +17,8 @@ DECLARE
     v_fix text;
 BEGIN
     IF pg_is_in_recovery() THEN
-        RAISE EXCEPTION 'the pipeline cannot run on a standby server (pg_is_in_recovery() is true): a run writes its results'
+        RAISE EXCEPTION 'the pipeline cannot run on a standby server (pg_is_in_recovery() is true): a run writes its '
+                        'results; run it on the primary'
             USING ERRCODE = 'read_only_sql_transaction',
                   HINT = 'Run and schedule the pipeline on the primary server.';
     END IF;
@@ -55,8 +56,9 @@ BEGIN
             v_fix := v_fix || format(' To bound a run''s time, set 1s or more: ALTER ROLE %I SET %s = ''1h'';',
                                      session_user, v_setting.name);
         END IF;
-        RAISE EXCEPTION 'the pipeline refuses to run with % = % (set by %): %', v_setting.name,
-            v_setting.setting || coalesce(v_setting.unit, ''), v_where, v_setting.reason
+        -- the fix in the message too: pg_cron's job log keeps only the message
+        RAISE EXCEPTION 'the pipeline refuses to run with % = % (set by %): %; fix: %', v_setting.name,
+            v_setting.setting || coalesce(v_setting.unit, ''), v_where, v_setting.reason, v_fix
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = v_fix;
     END LOOP;

@@ -35,7 +35,8 @@ BEGIN
     LOOP
         IF v_relation.relkind NOT IN ('r', 'p') THEN
             RAISE EXCEPTION 'source relation % (%) is a %, not a table: a run reads only tables, so that no code '
-                            'of its owner (%) runs with the rights of %', v_relation.name,
+                            'of its owner (%) runs with the rights of %; make it a plain table holding the rows',
+                            v_relation.name,
                             CASE WHEN v_relation.name = v_relation.reached_from THEN 'read by every run'
                                  ELSE 'read as part of ' || v_relation.reached_from END,
                             CASE v_relation.relkind WHEN 'v' THEN 'view' WHEN 'f' THEN 'foreign table'
@@ -46,17 +47,15 @@ BEGIN
                       HINT = format('Make %s a plain table holding the rows, or run the pipeline on a database '
                                     'where it is one.', v_relation.name);
         ELSIF v_relation.policies_apply THEN
-            RAISE EXCEPTION 'source table % has row-level security enabled for %: a run reads no table '
-                            'whose policies would run with its rights, and would see only some rows',
-                            v_relation.name, current_user
+            -- The fix is in the message: a run's failure keeps its message, not its hint.
+            RAISE EXCEPTION 'source table % has row-level security that applies to %, so its policies would run '
+                            'with that role''s rights (and show a run only some rows): let it read every row, '
+                            'either with ALTER ROLE % BYPASSRLS (a superuser) or with ALTER TABLE % DISABLE ROW '
+                            'LEVEL SECURITY (its owner, %); a policy for % does not help, the run reads with '
+                            'row_security = off', v_relation.name, current_user, current_user, v_relation.name,
+                            v_relation.owner, current_user
                 USING ERRCODE = 'insufficient_privilege',
-                      HINT = format('Let the pipeline read all rows without running a policy: a superuser runs '
-                                    'ALTER ROLE %I BYPASSRLS; or the table''s owner (%s) runs ALTER TABLE %s '
-                                    'DISABLE ROW LEVEL SECURITY%s. A policy for %I does not help: it would run too.',
-                                    current_user, v_relation.owner, v_relation.name,
-                                    CASE WHEN v_relation.forced THEN ' (or NO FORCE ROW LEVEL SECURITY, if '
-                                         || current_user || ' is to own it)' ELSE '' END,
-                                    current_user);
+                      HINT = format('ALTER ROLE %I BYPASSRLS;', current_user);
         END IF;
     END LOOP;
 END;
