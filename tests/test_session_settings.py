@@ -225,6 +225,9 @@ def hostile_session(url: str, settings: dict[str, str], how: str) -> psycopg.Con
     if how == "session":
         for name, value in settings.items():
             conn.execute(f"SET {name} = '{value}'")
+    # PL/pgSQL compiles a function once per session: compiled here, under these settings, it is
+    # the one the runs below use, whatever the run pins
+    conn.execute("SELECT pipeline._change_capture_ready(), * FROM pipeline.parse_schedule_slug('always')")
     for name, value in settings.items():  # the settings hold in this session
         shown = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
         assert shown is not None and str(shown[0]).lower().replace(" ", "").startswith(
@@ -264,6 +267,15 @@ def test_hostile_settings_change_nothing_a_full_or_incremental_run_computes(
             assert (default_full["rows_inserted"], default_full["rows_updated"]) == (0, 0), change
             assert state(db_url) == hostile, change
             assert default_full["rows_held_back"] == incremental["rows_held_back"], change
+
+
+def test_a_slug_parses_the_same_under_standard_conforming_strings_off(db: Conn) -> None:
+    """Called directly (it is public), parse_schedule_slug reads its white-space class the same
+    in a session with standard_conforming_strings = off: "inv" stays "inv"."""
+    db.execute("SET standard_conforming_strings = off")
+    assert db.execute("SELECT * FROM pipeline.parse_schedule_slug(' 3d-inv\t')").fetchall() == [
+        {"start_offset_days": 3, "end_offset_days": None, "milestone_slug": "invitation"}
+    ]
 
 
 def test_alternating_datestyle_between_runs_changes_no_window(db: Conn, db_url: str) -> None:
