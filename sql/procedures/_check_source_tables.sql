@@ -41,7 +41,7 @@ BEGIN
                                  ELSE 'read as part of ' || v_relation.reached_from END,
                             CASE v_relation.relkind WHEN 'v' THEN 'view' WHEN 'f' THEN 'foreign table'
                                                     WHEN 'm' THEN 'materialized view' ELSE 'relation of kind '
-                                                    || v_relation.relkind END,
+                                                    || v_relation.relkind::text END,
                             v_relation.owner, current_user
                 USING ERRCODE = 'wrong_object_type',
                       HINT = format('Make %s a plain table holding the rows, or run the pipeline on a database '
