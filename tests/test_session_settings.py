@@ -221,15 +221,16 @@ def runner_defaults_reset(server: str) -> Iterator[None]:
 
 def hostile_session(url: str, settings: dict[str, str], how: str) -> psycopg.Connection[Any]:
     """A connection as pipeline_runner with `settings`, given as its role's defaults (which it
-    may set itself) or SET in the session."""
-    runner_url = with_params(url, user="pipeline_runner")
+    may set itself) or SET in the session; or a superuser's session, for settings only a
+    superuser may change."""
+    runner_url = url if how == "superuser session" else with_params(url, user="pipeline_runner")
     if how == "role defaults":
         with psycopg.connect(runner_url, autocommit=True) as runner:
             runner.execute("DO $$ BEGIN END $$")  # loads PL/pgSQL, whose settings are among them
             for name, value in settings.items():
                 runner.execute(f"ALTER ROLE pipeline_runner SET {name} = '{value}'")
     conn = psycopg.connect(runner_url, autocommit=True)
-    if how == "session":
+    if how in ("session", "superuser session"):
         for name, value in settings.items():
             conn.execute(f"SET {name} = '{value}'")
     # PL/pgSQL compiles a function once per session: compiled here, under these settings, it is
@@ -243,8 +244,16 @@ def hostile_session(url: str, settings: dict[str, str], how: str) -> psycopg.Con
     return conn
 
 
-@pytest.mark.parametrize("how", ["role defaults", "session"])
-@pytest.mark.parametrize("profile", list(HOSTILE_PROFILES))
+# Only a superuser (trusted) may change these; the run does not depend on them either.
+SUPERUSER_PROFILES = {
+    "use-column": {"plpgsql.variable_conflict": "use_column", "standard_conforming_strings": "off"},
+    "use-variable": {"plpgsql.variable_conflict": "use_variable", "DateStyle": "German"},
+}
+CASES = [(p, how) for p in HOSTILE_PROFILES for how in ("role defaults", "session")]
+CASES += [(p, "superuser session") for p in SUPERUSER_PROFILES]
+
+
+@pytest.mark.parametrize(("profile", "how"), CASES)
 def test_hostile_settings_change_nothing_a_full_or_incremental_run_computes(
     db: Conn, db_url: str, profile: str, how: str, runner_defaults_reset: None
 ) -> None:
@@ -257,7 +266,8 @@ def test_hostile_settings_change_nothing_a_full_or_incremental_run_computes(
     expected = state(db_url)
     assert len(expected[0]) > 30 and len(expected[1]) > 20
 
-    with hostile_session(db_url, HOSTILE_PROFILES[profile], how) as runner:
+    settings = HOSTILE_PROFILES.get(profile) or SUPERUSER_PROFILES[profile]
+    with hostile_session(db_url, settings, how) as runner:
         full = call_run(runner, db_url, full=True)
         assert (full["status"], full["rows_inserted"], full["rows_updated"]) == ("succeeded", 0, 0), full
         assert state(db_url) == expected
