@@ -1,9 +1,11 @@
 -- Refuse to start a run in a session where it cannot work, naming the setting and where it
 -- was set, so that a DBA can fix it, rather than failing later with an obscure error:
 --   a standby server (pg_is_in_recovery), or default_transaction_read_only = on: a run writes;
---   statement_timeout or lock_timeout above 0 and below 1 second: every run of any size would
---   be cancelled (a run cannot lift a statement_timeout: it counts from the CALL). A longer
---   timeout is honoured: it bounds a run, which then fails cleanly and leaves the queue intact.
+--   statement_timeout above 0 and below 1 second: it would cancel every run but the smallest
+--   (a run cannot lift it: it counts from the CALL); lock_timeout above 0 and below 1 second:
+--   a run would fail whenever it waits for a lock, even behind autovacuum, which a waiting
+--   lock cancels only after deadlock_timeout (1 s by default). Longer timeouts are honoured:
+--   they bound a run, which then fails cleanly and leaves the queue for the next run.
 -- The settings that change what a run computes are not refused but pinned by
 -- pipeline._execute_run. The procedure calls this before it takes the pipeline's lock.
 CREATE OR REPLACE FUNCTION pipeline._check_run_session()
@@ -24,8 +26,11 @@ BEGIN
     END IF;
     FOR v_setting IN
         SELECT s.name, s.setting, s.unit, s.source,
-               CASE s.name WHEN 'default_transaction_read_only' THEN 'a run writes its results'
-                           ELSE 'a run needs longer than that' END AS reason
+               CASE s.name
+                   WHEN 'default_transaction_read_only' THEN 'a run writes its results'
+                   WHEN 'statement_timeout' THEN 'a run needs longer than that'
+                   ELSE 'a run must be able to wait that long for a lock, e.g. behind autovacuum'
+               END AS reason
         FROM pg_settings AS s
         WHERE (s.name = 'default_transaction_read_only' AND s.setting = 'on')
            OR (s.name IN ('statement_timeout', 'lock_timeout') AND s.setting::integer BETWEEN 1 AND 999)
