@@ -93,7 +93,6 @@ def session_sensitive_rows(db: Conn) -> None:
     as the letter v, so "inv" became "in"), and duplicated ids whose copies' text sorts one way
     under DateStyle ISO and the other under German, SQL or Postgres (07-02 < 08-01, but
     02.07 > 01.08, and Thu > Sat)."""
-    db.execute("ALTER TABLE public.activity ADD COLUMN created_at timestamp")
     insert(db, "schedule", ["id", "slug"], [(990, "3d-inv"), (991, "1d-post-inv")])
     insert(
         db,
@@ -101,8 +100,8 @@ def session_sensitive_rows(db: Conn) -> None:
         ["id", "content_slug", "schedule_id", "created_at"],
         [
             (990, "invite", 990, None),
-            (991, "copy-one", 991, "2026-07-02"),
-            (991, "copy-one", 990, "2026-08-01"),
+            (991, "copy-a", 991, "2026-07-02"),
+            (991, "copy-b", 990, "2026-08-01"),
         ],
     )
     insert(db, "journey_activity", ["journey_id", "activity_id"], [(7, 990), (7, 991)])
@@ -119,6 +118,12 @@ def session_sensitive_rows(db: Conn) -> None:
 
 
 def load_everything(db: Conn) -> None:
+    # an app's activity table may hold a date before the columns a run reads: then the text of
+    # a duplicated activity's copies sorts by that date first
+    db.execute(
+        "ALTER TABLE public.activity DROP COLUMN content_slug, DROP COLUMN schedule_id, "
+        "ADD COLUMN created_at timestamp, ADD COLUMN content_slug text, ADD COLUMN schedule_id bigint"
+    )
     load(db, good_rows())
     load(db, hostile_rows(duplicated_patient_journeys=True))
     session_sensitive_rows(db)
