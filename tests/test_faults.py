@@ -68,7 +68,8 @@ def test_a_timeout_during_a_run_fails_it_cleanly_and_the_next_run_succeeds(
     blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")  # the run waits reading it
     try:
         with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as session:
-            session.execute(f"SET {setting} = '300ms'")
+            # 1 s, the least a run accepts (pipeline._check_run_session refuses shorter ones)
+            session.execute(f"SET {setting} = '1s'")
             with pytest.raises(psycopg.errors.ExternalRoutineException, match=words):
                 session.execute("CALL pipeline.run_patient_journey_pipeline()")
             assert advisory_locks_held(session) == 0

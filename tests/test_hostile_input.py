@@ -16,20 +16,27 @@ range (5874897 AD, 4714 BC) are beyond Python's `date`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.pipeline_helpers import insert, run
+from tests.pipeline_helpers import (
+    BIGINT_MAX,
+    BIGINT_MIN,
+    LONG_TEXT,
+    MAX_DATE,
+    MIN_DATE,
+    NASTY,
+    NASTY_SLUGS,
+    good_rows,
+    hostile_rows,
+    load,
+    run,
+)
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-MIN_DATE, MAX_DATE = "4714-11-24 BC", "5874897-12-31"  # PostgreSQL's date range
-MIN_TIMESTAMP, MAX_TIMESTAMP = "4714-11-24 00:00:00 BC", "294276-12-31 23:59:59"
-BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 # Offsets of the slugs used here, read off the grammar's Forms table (start, end, milestone).
 SLUGS = {
@@ -46,144 +53,6 @@ SLUGS = {
     "0d-1d-post-dis": (0, 1, "discharge"),  # o1-o2-post-MS
     " 4D-2D-PRE-OP\t": (-4, -2, "operation"),  # case and surrounding white space
 }
-
-# Text a careless pipeline would mangle or execute.
-NASTY = "O'Brien's \"knee\" \\ back\\slash \\x41 $$; DROP TABLE pipeline.milestone; -- %s %I %L {0} ?"
-NASTY_SLUGS: dict[int, str | None] = {
-    810: "4d-2d-pre-op'; DROP TABLE pipeline.patient_journey_schedule_window; --",
-    820: "op\\d14",
-    830: "E'\\x34d-pre-op'",
-    840: "%s-%I-%L",
-    850: "x" * 100_000,
-    860: "1d-op\\",
-    870: '"4d-2d-pre-op"',
-    880: None,
-    890: "",
-    895: "99999999999d-1d-pre-op",  # beyond int4
-}
-LONG_TEXT = "\U0001f9b5 \u00e9\u00e8 \u202e right-to-left " + "long " * 20_000
-
-PATIENT_JOURNEY = ("id", "patient_id", "journey_id", "registration_date", "operation_date", "discharge_date")
-
-
-def good_rows() -> dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]:
-    """Ordinary rows: journey 1 prescribes activities 10, 20, 30 to patient journeys 1 and 2."""
-    return {
-        "schedule": (("id", "slug"), [(100, "4d-2d-pre-op"), (200, "reg-d0"), (300, "always")]),
-        "activity": (
-            ("id", "content_slug", "schedule_id"),
-            [(10, "knee-survey", 100), (20, "welcome", 200), (30, "diary", 300)],
-        ),
-        "journey_activity": (("journey_id", "activity_id"), [(1, 10), (1, 20), (1, 30)]),
-        "patient_journey": (
-            PATIENT_JOURNEY,
-            [(1, 501, 1, "2026-01-05", "2026-03-10", None), (2, 502, 1, "2026-02-01", "2026-04-01", None)],
-        ),
-    }
-
-
-def hostile_rows(duplicated_patient_journeys: bool) -> dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]:
-    """Every hostile kind; `duplicated_patient_journeys` adds the second copies of patient
-    journeys 4 and 5 (the pipeline takes another path when patient journey ids repeat)."""
-    schedules = [
-        # duplicated ids: the row with the smallest slug is used (README), whichever parses
-        (600, "2d-op"),
-        (600, "1d-op"),
-        (700, "3q-op"),
-        (700, "1w-op"),
-        # negative ids
-        (-100, "2w-6w-post-dis"),
-        # dates at the edges
-        (610, "reg-d0"),
-        (620, "1d-pre-reg"),
-        (630, "1d-post-dis"),
-        (640, "pre-dis"),
-        (650, "0d-1d-post-dis"),
-        # text
-        (800, " 4D-2D-PRE-OP\t"),
-        *NASTY_SLUGS.items(),
-        # NULL key: no activity can name it, so it is neither parsed nor reported
-        (None, "not a slug at all"),
-    ]
-    activities = [
-        (None, "null-id", 100),  # NULL key
-        (40, "survey-only", 100),
-        (50, "dup-a", 100),  # duplicated id, different schedules
-        (50, "dup-b", 200),
-        (51, "dup-schedule", 600),
-        (52, "dup-broken-schedule", 700),
-        (-10, "negative", -100),
-        (61, "edge-reg", 610),
-        (62, "edge-before-reg", 620),
-        (63, "edge-after-dis", 630),
-        (64, "edge-until-dis", 640),
-        (66, "edge-ends-after-dis", 650),
-        (65, "edge-always", 300),
-        (70, NASTY, 800),
-        (71, LONG_TEXT, 100),
-        *[(id_, f"nasty-{id_}", id_) for id_ in NASTY_SLUGS],
-    ]
-    journey_activity = [
-        (None, 10),  # NULL keys
-        (1, None),
-        (2, 50),  # duplicated rows
-        (2, 50),
-        (2, 51),
-        (2, 52),
-        (-1, -10),
-        (-1, -999),  # a missing activity, negative id
-        (3, 61),
-        (3, 62),
-        (3, 63),
-        (3, 64),
-        (3, 66),
-        (3, 65),
-        (4, 70),
-        (4, 71),
-        *[(4, id_) for id_ in NASTY_SLUGS],
-    ]
-    patient_journeys = [
-        (None, 900, 1, "infinity", "-infinity", None),  # NULL key, dates that would fail
-        (3, 503, None, "2026-05-05", None, None),  # NULL journey: its survey results still pair
-        (4, 504, 2, None, "2026-06-10", None),
-        (5, 505, 2, None, "2026-07-01", None),
-        (-1, -5, -1, None, None, "2026-09-01"),  # negative ids
-        (BIGINT_MIN, BIGINT_MIN, -1, None, None, "2026-10-01"),
-        (BIGINT_MAX, BIGINT_MAX, 1, "2026-11-01", "2026-11-02", None),
-        (10, 510, 3, MIN_DATE, None, MAX_DATE),  # the ends of the date range
-        (11, 511, 3, "infinity", None, "-infinity"),
-        (12, 512, 1, None, MAX_TIMESTAMP, None),  # the ends of the timestamp range
-        (13, 513, 1, None, MIN_TIMESTAMP, None),
-        (14, 514, 1, None, "-infinity", None),
-        (20, 520, 4, None, "2026-12-24", None),  # text
-    ]
-    if duplicated_patient_journeys:
-        patient_journeys += [
-            (4, 504, 2, None, "2026-06-10", None),  # identical
-            (5, 505, 2, None, "2026-08-01", None),  # different
-        ]
-    survey_results = [
-        (1, None, 10),  # NULL keys
-        (2, 1, None),
-        (None, 3, 20),  # NULL survey_result id: not a key the pipeline uses
-        (4, 2, 40),
-        (5, 2, 40),  # duplicated pair
-        (4, 1, 10),  # duplicated id, pair already prescribed
-        (6, -77, 10),  # missing patient journey, negative id
-    ]
-    return {
-        "schedule": (("id", "slug"), schedules),
-        "activity": (("id", "content_slug", "schedule_id"), activities),
-        "journey_activity": (("journey_id", "activity_id"), journey_activity),
-        "patient_journey": (PATIENT_JOURNEY, patient_journeys),
-        "survey_result": (("id", "patient_journey_id", "activity_id"), survey_results),
-    }
-
-
-def load(db: Conn, rows: dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]) -> None:
-    for table, (columns, values) in rows.items():
-        insert(db, table, columns, values)
-
 
 # --- what the run must produce ---------------------------------------------------------------
 

@@ -55,7 +55,9 @@ BEGIN
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope_activity (activity_id bigint)';
     -- A duplicated patient journey id must not duplicate its pairs. Duplicates are rare, so
     -- pay for de-duplicating (which hides the table's indexes) only when there are some. The
-    -- row kept is chosen by its whole content, so full and incremental runs keep the same one.
+    -- row kept is the first by the values of the columns a run reads (copies that tie give the
+    -- same windows), so full and incremental runs keep the same one, and no session setting
+    -- changes which: ordered by their text (x::text), DateStyle chose it.
     -- With a scope, only the ids its queries can reach are checked: the cost follows the change.
     IF p_scoped THEN
         -- counted, not EXISTS: under EXISTS the planner bets on finding a row early and
@@ -75,8 +77,12 @@ BEGIN
         v_has_duplicates := EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1);
     END IF;
     IF v_has_duplicates THEN
-        v_patient_journeys := '(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '
-                              ' WHERE x.id IS NOT NULL ORDER BY x.id, x::text)';
+        SELECT format('(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '
+                      ' WHERE x.id IS NOT NULL ORDER BY x.id, x.patient_id, x.journey_id%s)',
+                      string_agg(format(', x.%I', d.date_column), '' ORDER BY d.date_column COLLATE "C"))
+        INTO v_patient_journeys
+        FROM (SELECT DISTINCT c.date_column FROM pipeline._milestone_date_columns() AS c
+              WHERE c.usable AND c.date_column IS NOT NULL) AS d;
     END IF;
 
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
@@ -167,9 +173,10 @@ BEGIN
                        WHEN s.error_message IS NOT NULL THEN 'slug does not parse'
                        WHEN s.milestone_slug = ANY (%1$L::text[]) THEN 'milestone date column unusable'
                    END AS activity_held_back
-            -- DISTINCT ON: a duplicated activity id must not duplicate its pairs
+            -- DISTINCT ON: a duplicated activity id must not duplicate its pairs; the copy kept
+            -- is the first by the values a run reads, which no session setting reorders
             FROM (SELECT DISTINCT ON (x.id) x.* FROM public.activity AS x
-                  WHERE x.id IS NOT NULL ORDER BY x.id, x::text) AS a
+                  WHERE x.id IS NOT NULL ORDER BY x.id, x.content_slug COLLATE "C", x.schedule_id) AS a
             LEFT JOIN pg_temp.run_schedule AS s ON s.schedule_id = a.schedule_id
         )
         SELECT c.*,

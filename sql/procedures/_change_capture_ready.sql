@@ -11,7 +11,8 @@ BEGIN
         (SELECT count(*)
          FROM pg_catalog.pg_trigger AS tg
          WHERE tg.tgrelid = to_regclass(w.table_name)
-           AND tg.tgname LIKE 'pipeline\_capture\_%'
+           -- no LIKE: its escape would be a backslash, which standard_conforming_strings changes
+           AND starts_with(tg.tgname::text, 'pipeline_capture_')
            -- 'A' (always) as migrate leaves them; a trigger disabled and enabled again since
            -- comes back as 'O' and may have missed changes. Where we do not own the table,
            -- migrate could only make them 'O'.

@@ -6,11 +6,31 @@
 -- SECURITY DEFINER: the work runs with the owner's rights (every routine it calls pins
 -- search_path too), so the role running the pipeline needs no rights on its tables or on the
 -- source tables. It works only on a run this session began under the lock.
+-- The SET clauses pin, for every step it calls, the settings a run's meaning depends on, so
+-- that neither the caller's session nor its role's defaults choose what a run computes: how
+-- literals and dates are read and written as text (failure messages, dynamic SQL), how NULLs
+-- compare, how PL/pgSQL resolves names and reports errors, that a caught error does not end
+-- the session, where temporary tables go, and that no row-level security policy runs.
 CREATE OR REPLACE FUNCTION pipeline._execute_run(p_run_id bigint, p_full boolean)
 RETURNS text
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pipeline, pg_temp
+SET standard_conforming_strings = on
+SET backslash_quote = safe_encoding
+SET DateStyle = 'ISO, MDY'
+SET IntervalStyle = postgres
+SET TimeZone = 'UTC'
+SET extra_float_digits = 1
+SET bytea_output = hex
+SET quote_all_identifiers = off
+SET array_nulls = on
+SET transform_null_equals = off
+SET plpgsql.extra_errors = none
+SET exit_on_error = off
+SET row_security = off
+SET temp_tablespaces = ''
+SET default_tablespace = ''
 AS $$
 DECLARE
     v_mode text;
@@ -34,6 +54,7 @@ BEGIN
     END IF;
     BEGIN
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
+        PERFORM pipeline._check_source_tables();
         v_mode := pipeline._drain_changes(p_full);
         IF v_mode = 'noop' THEN
             v_held_back := pipeline._carry_failures_forward(p_run_id);

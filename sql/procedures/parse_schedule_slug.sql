@@ -11,8 +11,9 @@ AS $$
 DECLARE
     v_max_days constant integer := 36500;
     -- Unicode's White_Space characters, spelled out: [[:space:]] depends on the database's locale
-    -- (libc's C.UTF-8 leaves out U+00A0, U+0085 and U+202F, ICU includes them).
-    v_space constant text := '[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]';
+    -- (libc's C.UTF-8 leaves out U+00A0, U+0085 and U+202F, ICU includes them). An E'' string,
+    -- so that standard_conforming_strings cannot change it: the backslashes reach the regex.
+    v_space constant text := E'[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]';
     v_slug text;
     v_tokens text[];
     v_token text;

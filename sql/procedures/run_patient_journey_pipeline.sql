@@ -18,6 +18,7 @@ DECLARE
 BEGIN
     -- Fails at once inside a transaction block, before the lock below could leak there.
     COMMIT;
+    PERFORM pipeline._check_run_session();  -- a standby, a read-only default, an absurd timeout: refuse, saying why
     -- Should an earlier call in this session have failed to release the lock (an error at one
     -- of its COMMITs), release it now: the lock counts holds, and one kept would keep every
     -- other run out for as long as this session lives.

@@ -1,0 +1,66 @@
+-- Refuse to read a source relation through which code of its owner would run with the rights
+-- of pipeline_owner (a run's steps are SECURITY DEFINER): a row-level security policy (its
+-- expression, and any function it calls, runs as the reading role), a view (its functions), a
+-- foreign table (its wrapper) or a materialized view, also as a child or partition of a source
+-- table. Called by pipeline._execute_run, as pipeline_owner, before the run reads anything;
+-- _execute_run also pins row_security = off, so a policy missed here raises an error, never runs.
+-- A table whose RLS does not apply to pipeline_owner (it has BYPASSRLS, or owns the table
+-- without FORCE ROW LEVEL SECURITY) is read like any other: no policy runs for it.
+CREATE OR REPLACE FUNCTION pipeline._check_source_tables()
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SET search_path = pg_catalog, pipeline, pg_temp
+AS $$
+DECLARE
+    v_relation record;
+BEGIN
+    FOR v_relation IN
+        WITH RECURSIVE source AS (
+            SELECT to_regclass(t.table_name) AS oid, t.table_name AS reached_from
+            FROM pipeline._change_capture_tables() AS t
+            WHERE t.table_name LIKE 'public.%' AND to_regclass(t.table_name) IS NOT NULL
+            UNION
+            SELECT i.inhrelid::regclass, s.reached_from
+            FROM source AS s JOIN pg_inherits AS i ON i.inhparent = s.oid
+        )
+        SELECT s.oid::regclass::text AS name, s.reached_from, c.relkind, c.relowner::regrole::text AS owner,
+               c.relrowsecurity AND c.relforcerowsecurity AS forced,
+               -- the condition under which PostgreSQL applies the table's policies to this role
+               c.relrowsecurity
+                   AND NOT (SELECT r.rolbypassrls FROM pg_roles AS r WHERE r.rolname = current_user)
+                   AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) AS policies_apply
+        FROM source AS s JOIN pg_class AS c ON c.oid = s.oid
+        ORDER BY 1
+    LOOP
+        IF v_relation.relkind NOT IN ('r', 'p') THEN
+            RAISE EXCEPTION 'source relation % (%) is a %, not a table: a run reads only tables, so that no code '
+                            'of its owner (%) runs with the rights of %; make it a plain table holding the rows',
+                            v_relation.name,
+                            CASE WHEN v_relation.name = v_relation.reached_from THEN 'read by every run'
+                                 ELSE 'read as part of ' || v_relation.reached_from END,
+                            CASE v_relation.relkind WHEN 'v' THEN 'view' WHEN 'f' THEN 'foreign table'
+                                                    WHEN 'm' THEN 'materialized view' ELSE 'relation of kind '
+                                                    || v_relation.relkind::text END,
+                            v_relation.owner, current_user
+                USING ERRCODE = 'wrong_object_type',
+                      HINT = format('Make %s a plain table holding the rows, or run the pipeline on a database '
+                                    'where it is one.', v_relation.name);
+        ELSIF v_relation.policies_apply THEN
+            -- The fix is in the message: a run's failure keeps its message, not its hint.
+            RAISE EXCEPTION 'source table % has row-level security that applies to %, so its policies would run '
+                            'with that role''s rights (and show a run only some rows): let it read every row, '
+                            'either with ALTER ROLE % BYPASSRLS (a superuser) or with ALTER TABLE % DISABLE ROW '
+                            'LEVEL SECURITY (its owner, %); a policy for % does not help, the run reads with '
+                            'row_security = off', v_relation.name, current_user, current_user, v_relation.name,
+                            v_relation.owner, current_user
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = format('ALTER ROLE %I BYPASSRLS;', current_user);
+        END IF;
+    END LOOP;
+END;
+$$;
+
+COMMENT ON FUNCTION pipeline._check_source_tables() IS
+    'Raises an error naming the relation and the fix when a source table is not a plain table, or has '
+    'row-level security that applies to the run''s role, so that no code of its owner runs with that role''s rights.';

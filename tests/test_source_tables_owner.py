@@ -1,0 +1,217 @@
+"""Code of the source tables' owner never runs with pipeline_owner's rights during a run
+(issue 8): a run reads the source tables as pipeline_owner (its steps are SECURITY DEFINER), so
+a row-level security policy, or a view or foreign table standing in for a table, would run the
+owner's code with the pipeline's rights. The run reads with row_security = off and refuses,
+before it reads anything, a source relation that is not a plain table or whose policies would
+apply to it, naming the relation and the fix.
+
+Installed as the README's roles would: the source tables belong to a role of their own (the
+application's), pipeline_owner holds SELECT and TRIGGER on them and runs `migrate`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from pytools.config import parse_url
+from pytools.migrations import migrate
+from pytools.sql_files import sample_file
+from tests.pipeline_helpers import one_journey
+from tests.test_cli import with_params
+
+Conn = psycopg.Connection[dict[str, Any]]
+SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
+
+# What the owner's code tries with the reading role's rights, logging who ran it first.
+OWNER_CODE = """
+CREATE TABLE public.owner_code_ran (who text, at timestamptz DEFAULT clock_timestamp());
+GRANT INSERT ON public.owner_code_ran TO PUBLIC;
+CREATE FUNCTION public.owner_code() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    INSERT INTO public.owner_code_ran (who) VALUES (current_user);
+    BEGIN
+        UPDATE pipeline.settings SET retention = '1 hour';
+        CREATE TABLE pipeline.planted (who text);
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    RETURN true;
+END;
+$$;
+"""
+
+
+@dataclass
+class Install:
+    url: str  # a superuser's
+    owner: str  # the source tables' owner, not pipeline_owner
+
+    def as_role(self, role: str) -> str:
+        return with_params(self.url, user=role)
+
+
+@pytest.fixture
+def install(empty_db_url: str) -> Iterator[Install]:
+    dbname = parse_url(empty_db_url)["dbname"]
+    owner = f"pjp_tables_owner_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN")
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+        conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO pipeline_owner')
+    try:
+        with psycopg.connect(with_params(empty_db_url, user=owner), autocommit=True) as conn:
+            conn.execute(sample_file("source_tables.sql").read_text().encode())
+            conn.execute(
+                f"GRANT SELECT, TRIGGER ON {', '.join(f'public.{t}' for t in SOURCE_TABLES)} "
+                "TO pipeline_owner"
+            )
+            conn.execute(OWNER_CODE)
+            one_journey(conn)
+        migrate(with_params(empty_db_url, user="pipeline_owner"))
+        yield Install(empty_db_url, owner)
+    finally:
+        with psycopg.connect(empty_db_url, autocommit=True) as conn:
+            conn.execute("ALTER ROLE pipeline_owner NOBYPASSRLS")
+            conn.execute(f"DROP OWNED BY {owner}")
+            conn.execute(f"DROP ROLE {owner}")
+
+
+def connect(url: str) -> Conn:
+    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
+
+
+def run_as_runner(install: Install) -> psycopg.Error | None:
+    """A run as pg_cron's role would start it; the error it raised, if any."""
+    with connect(install.as_role("pipeline_runner")) as runner:
+        try:
+            runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+        except psycopg.Error as exc:
+            return exc
+    return None
+
+
+def untouched(admin: Conn) -> None:
+    """Nothing of the owner's code ran, and nothing it tried happened."""
+    assert admin.execute("SELECT who FROM public.owner_code_ran").fetchall() == []
+    assert admin.execute("SELECT retention::text AS r FROM pipeline.settings").fetchone() == {"r": "30 days"}
+    assert admin.execute("SELECT to_regclass('pipeline.planted') AS t").fetchone() == {"t": None}
+
+
+def last_run(admin: Conn) -> dict[str, Any]:
+    row = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    assert row is not None
+    return row
+
+
+def test_a_row_level_security_policy_of_the_tables_owner_never_runs_with_the_pipelines_rights(
+    install: Install,
+) -> None:
+    """The source tables' owner (threat-model.md: must never run code with pipeline_owner's
+    rights unnoticed) puts a policy on public.schedule whose function tries to shorten
+    settings.retention and plant a table in schema pipeline: the function never runs, the run
+    fails naming the table and the two fixes, and each fix lets runs succeed, still without
+    running it. A policy for pipeline_owner is no fix: the run reads with row_security = off."""
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute("ALTER TABLE public.schedule ENABLE ROW LEVEL SECURITY")
+        owner.execute("CREATE POLICY everyone ON public.schedule USING (public.owner_code())")
+    with connect(install.url) as admin:
+        error = run_as_runner(install)
+        assert isinstance(error, psycopg.errors.ExternalRoutineException)
+        message = error.diag.message_primary or ""
+        assert "public.schedule has row-level security that applies to pipeline_owner" in message
+        assert "ALTER ROLE pipeline_owner BYPASSRLS" in message
+        assert (
+            "ALTER TABLE public.schedule DISABLE ROW LEVEL SECURITY" in message and install.owner in message
+        )
+        failed = last_run(admin)
+        assert failed["status"] == "failed" and "SQLSTATE 42501" in failed["error_message"]
+        untouched(admin)
+
+        with connect(install.as_role(install.owner)) as owner:
+            owner.execute("CREATE POLICY pipeline_reads ON public.schedule TO pipeline_owner USING (true)")
+        assert isinstance(run_as_runner(install), psycopg.errors.ExternalRoutineException)
+        untouched(admin)
+
+        admin.execute("ALTER ROLE pipeline_owner BYPASSRLS")  # fix 1, by a superuser
+        assert run_as_runner(install) is None
+        assert (last_run(admin)["status"], last_run(admin)["rows_inserted"]) == ("succeeded", 1)
+        admin.execute("ALTER ROLE pipeline_owner NOBYPASSRLS")
+        untouched(admin)
+
+        with connect(install.as_role(install.owner)) as owner:  # fix 2, by the owner
+            owner.execute("ALTER TABLE public.schedule DISABLE ROW LEVEL SECURITY")
+        assert run_as_runner(install) is None
+        assert last_run(admin)["status"] == "succeeded"
+        untouched(admin)
+
+
+def test_row_security_off_keeps_a_policy_from_running_even_where_the_check_misses_it(
+    install: Install,
+) -> None:
+    """The source tables' owner's policy on public.patient_journey, with the run's up-front
+    check removed (as a later change to the package might): the run still fails with
+    PostgreSQL's own error, and the policy's function never runs."""
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute("ALTER TABLE public.patient_journey ENABLE ROW LEVEL SECURITY")
+        owner.execute("CREATE POLICY everyone ON public.patient_journey USING (public.owner_code())")
+    with connect(install.url) as admin:
+        admin.execute(
+            "CREATE OR REPLACE FUNCTION pipeline._check_source_tables() RETURNS void LANGUAGE plpgsql "
+            "SET search_path = pg_catalog, pipeline, pg_temp AS $$ BEGIN END $$"
+        )
+        error = run_as_runner(install)
+        assert isinstance(error, psycopg.errors.ExternalRoutineException)
+        assert "query would be affected by row-level security policy" in (error.diag.message_primary or "")
+        untouched(admin)
+
+
+@pytest.mark.parametrize("kind", ["VIEW", "MATERIALIZED VIEW"])
+def test_a_view_standing_in_for_a_source_table_is_refused_by_name(install: Install, kind: str) -> None:
+    """The source tables' owner replaces public.activity with a view whose function tries to
+    write the pipeline's tables (reading the view would run it as pipeline_owner), or with a
+    materialized view (no code runs when it is read, but no trigger can watch it for changes):
+    the run refuses the relation by name before reading it, and no code of the owner runs."""
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute("ALTER TABLE public.activity RENAME TO activity_rows")
+        owner.execute(
+            f"CREATE {kind} public.activity AS "
+            "SELECT a.* FROM public.activity_rows AS a WHERE public.owner_code()"
+        )
+        owner.execute("GRANT SELECT ON public.activity TO pipeline_owner")
+        owner.execute("DELETE FROM public.owner_code_ran")  # the materialized view ran it as its owner
+    with connect(install.url) as admin:
+        error = run_as_runner(install)
+        assert isinstance(error, psycopg.errors.ExternalRoutineException)
+        message = error.diag.message_primary or ""
+        what = "view" if kind == "VIEW" else "materialized view"
+        assert f"source relation public.activity (read by every run) is a {what}, not a table" in message
+        assert install.owner in message
+        assert "SQLSTATE 42809" in last_run(admin)["error_message"]
+        untouched(admin)
+
+
+def test_a_foreign_table_attached_as_a_child_of_a_source_table_is_refused_by_name(install: Install) -> None:
+    """The source tables' owner attaches a foreign table (whose wrapper would run as the
+    reading role) as a child of public.patient_journey, which a read of it includes: the run
+    names the child and the table it is part of, and reads neither."""
+    with connect(install.url) as admin:
+        admin.execute("CREATE FOREIGN DATA WRAPPER pjp_wrapper")
+        admin.execute("CREATE SERVER pjp_elsewhere FOREIGN DATA WRAPPER pjp_wrapper")
+        admin.execute(f"GRANT USAGE ON FOREIGN SERVER pjp_elsewhere TO {install.owner}")
+        with connect(install.as_role(install.owner)) as owner:
+            owner.execute(
+                "CREATE FOREIGN TABLE public.patient_journey_remote () "
+                "INHERITS (public.patient_journey) SERVER pjp_elsewhere"
+            )
+        error = run_as_runner(install)
+        assert isinstance(error, psycopg.errors.ExternalRoutineException)
+        assert (
+            "source relation public.patient_journey_remote (read as part of public.patient_journey) "
+            "is a foreign table" in (error.diag.message_primary or "")
+        )
+        untouched(admin)
