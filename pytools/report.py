@@ -42,6 +42,14 @@ def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, default=_jsonable).replace("\x7f", "\\u007f")
 
 
+def _csv_line(values: Sequence[Any]) -> str:
+    """One CSV record without its terminator; with "\\r\\n" as csv's terminator, a value holding
+    a \\r is quoted too (with "\\n" only, a bare \\r in a value would end the record)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(values)
+    return out.getvalue()[:-2]
+
+
 def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80, *, terminal: bool = False) -> str:
     """`terminal`: the text goes to a terminal, so CSV too escapes control characters."""
     if fmt == "json":
@@ -50,15 +58,13 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80, *, ter
         return "" if fmt == "csv" else "(none)"
     columns = list(rows[0].keys())
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
+        lines = [_csv_line(columns)]
         for row in rows:
-            values = {k: _jsonable(v) for k, v in row.items()}
+            values = [_jsonable(row[c]) for c in columns]
             if terminal:
-                values = {k: escape_controls(v) if isinstance(v, str) else v for k, v in values.items()}
-            writer.writerow(values)
-        return out.getvalue().rstrip("\n")
+                values = [escape_controls(v) if isinstance(v, str) else v for v in values]
+            lines.append(_csv_line(values))
+        return "\n".join(lines)
     cells = [[_cell(row[c]) for c in columns] for row in rows]
     cells = [[c if len(c) <= max_width else c[: max_width - 3] + "..." for c in r] for r in cells]
     widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
