@@ -129,8 +129,8 @@ def run_demo(workdir: Path) -> int:
     print(
         f"\nconnect with:  psql -h {cluster.datadir} -p {cluster.port} -U postgres {DEMO_DATABASE}"
         f"\n  or with the CLI: DATABASE_URL='{url}' python -m pytools status"
-        "\n  (only this account and root can: the server listens on no TCP port, and its socket is"
-        "\n   in the data directory, mode 0700)"
+        "\n  (no password: only root and the account that runs the server can connect; the server"
+        "\n   listens on no TCP port, and its socket is in the data directory, mode 0700)"
     )
     print("stop with:     make demo-stop")
     return 0

@@ -295,7 +295,7 @@ def test_every_command_reads_its_results_whatever_datestyle_the_role_or_pgdatest
         conn.execute(f'ALTER ROLE "{user}" IN DATABASE "{name}" SET IntervalStyle = \'iso_8601\'')
     try:
         for env in (clean_env(db_url), clean_env(db_url, PGDATESTYLE="SQL, DMY")):
-            for args in (["run-now"], ["status"], ["failures"], ["run-now", "--format", "json"]):
+            for args in (["migrate"], ["run-now"], ["status"], ["failures"], ["failures", "--format", "csv"]):
                 out = assert_ok(cli(*args, env=env, cwd=tmp_path))
                 assert "Traceback" not in out
             [run] = json.loads(assert_ok(cli("run-now", "--format", "json", env=env, cwd=tmp_path)))
