@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy
+from psycopg.conninfo import conninfo_to_dict
 
 ALIASES = {
     "op": "operation", "operation": "operation", "appt": "appointment", "appointment": "appointment",
@@ -76,7 +77,8 @@ def add_days(day: Any, offset: Any) -> date | None:
 
 
 def run_old_pipeline(url: str) -> int:
-    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    # libpq's own parse, so that any URL works (the benchmark cluster's is a socket directory)
+    engine = sqlalchemy.create_engine("postgresql+psycopg://", connect_args=conninfo_to_dict(url))
     pj = pd.read_sql("SELECT * FROM public.patient_journey", engine)
     ja = pd.read_sql("SELECT journey_id, activity_id FROM public.journey_activity", engine)
     activity = pd.read_sql("SELECT id AS activity_id, content_slug, schedule_id FROM public.activity", engine)

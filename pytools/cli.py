@@ -16,9 +16,10 @@ from typing import Any, NoReturn
 import psycopg
 
 from pytools import cron, migrations, report, runs
-from pytools.config import parse_url, resolve_database_url
+from pytools.config import hide, parse_url, resolve_database_url, secrets_of
 from pytools.db import database_error
 from pytools.errors import ExitCode, UserError
+from pytools.text import escape_controls
 
 EXIT_CODES = """exit codes:
   0  success (for run-now: the run succeeded or was skipped because another run was active)
@@ -33,10 +34,19 @@ OWNER_ROLE = "pipeline_owner"
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake in one line."""
+    """argparse that reports a usage mistake in one line, without the arguments that may hold
+    a password (a URL passed without --database-url is quoted by argparse otherwise)."""
+
+    hidden: Sequence[str] = ()
 
     def error(self, message: str) -> NoReturn:
-        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        for argument in sorted(self.hidden, key=len, reverse=True):
+            message = message.replace(argument, "(a connection string, not shown)")
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {escape_controls(message)} (see --help)\n")
+
+
+def _may_hold_password(argument: str) -> bool:
+    return "://" in argument or "password" in argument.lower() or "@" in argument
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -150,7 +160,12 @@ def build_parser() -> Parser:
 
 
 def _print(rows: Sequence[dict[str, Any]], fmt: str) -> None:
-    print(report.render(rows, fmt))
+    print(report.render(rows, fmt, terminal=sys.stdout.isatty()))
+
+
+def _say(line: str) -> None:
+    """A line that quotes the database (role, table or job names): controls escaped."""
+    print(escape_controls(line))
 
 
 def _capture_warnings(role: str, unwatched: list[tuple[str, str]]) -> list[str]:
@@ -189,24 +204,24 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     url = resolve_database_url(args.database_url)
     result = migrations.migrate(url)
     applied = ", ".join(result.applied) or "none pending"
-    print(f"migrations applied: {applied}; routines (re)created: {result.routines}")
+    _say(f"migrations applied: {applied}; routines (re)created: {result.routines}")
     if result.superuser:
-        print(
+        _say(
             f"warning: {result.role} is a superuser, so the pipeline's objects belong to it and the run "
             f"steps run with a superuser's rights: install it as role {OWNER_ROLE} instead (README, Roles)"
         )
     for line in _capture_warnings(result.role, result.unwatched):
-        print(line)
+        _say(line)
     if tables := ", ".join(result.unreadable):
-        print(
+        _say(
             f"warning: {result.role} may not read {tables}: runs fail until a DBA runs "
             f"GRANT SELECT ON {tables} TO {result.role}"
         )
     for role, granted, access in result.access:
         if granted:
-            print(f"access: {role} {access}")
+            _say(f"access: {role} {access}")
         else:
-            print(f"note: role {role} does not exist; create it for a role that {access} (README, Roles)")
+            _say(f"note: role {role} does not exist; create it for a role that {access} (README, Roles)")
     return ExitCode.OK
 
 
@@ -217,7 +232,7 @@ def _cmd_run_now(args: argparse.Namespace) -> int:
     except runs.RunFailed as failed:
         if failed.run is not None:
             _print([failed.run], args.format)
-        print(f"error: {failed}; see `python -m pytools failures`", file=sys.stderr)
+        _error(f"{failed}; see `python -m pytools failures`", secrets_of(url))
         return ExitCode.RUN_FAILED
     _print([run], args.format)
     return ExitCode.OK
@@ -232,7 +247,7 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     job, run_as = cron.schedule_as(url, args.cron, _job_name(args, url), args.run_as)
     _print([vars(job)], args.format)
     if args.format == "table":  # json and csv carry it in the username field
-        print(f"the job runs as role {job.username} ({run_as.why})")
+        _say(f"the job runs as role {job.username} ({run_as.why})")
     return ExitCode.OK
 
 
@@ -240,9 +255,9 @@ def _cmd_unschedule(args: argparse.Namespace) -> int:
     url = resolve_database_url(args.database_url)
     name = _job_name(args, url)
     if cron.unschedule(url, name):
-        print(f"removed pg_cron job {name!r}")
+        _say(f"removed pg_cron job {name!r}")
     else:
-        print(f"no pg_cron job named {name!r}; nothing to remove")
+        _say(f"no pg_cron job named {name!r}; nothing to remove")
     return ExitCode.OK
 
 
@@ -334,24 +349,38 @@ def _privilege_error(args: argparse.Namespace, exc: psycopg.Error) -> UserError:
     )
 
 
+def _error(message: str, secrets: list[str]) -> None:
+    """One line on stderr: the passwords the URL and PGPASSWORD carry replaced by ***, whatever
+    quoted them (a driver, a server), and control characters escaped (a newline too)."""
+    print(f"error: {escape_controls(hide(message, secrets))}", file=sys.stderr)
+
+
+def _secrets(args: argparse.Namespace) -> list[str]:
+    try:
+        return secrets_of(resolve_database_url(getattr(args, "database_url", None)))
+    except UserError:  # no URL, or one libpq cannot parse: none of it is ever printed
+        return secrets_of(None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    Parser.hidden = [a for a in (sys.argv[1:] if argv is None else argv) if _may_hold_password(a)]
     args = parser.parse_args(argv)
     if getattr(args, "format", "table") not in report.FORMATS:  # argparse skips defaults
         parser.error(f"PIPELINE_FORMAT={args.format!r} is not one of {', '.join(report.FORMATS)}")
     try:
         return int(COMMANDS[args.command](args))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc), _secrets(args))
         return int(exc.exit_code)
     except psycopg.errors.InsufficientPrivilege as exc:
         refused = _privilege_error(args, exc)
-        print(f"error: {refused}", file=sys.stderr)
+        _error(str(refused), _secrets(args))
         return int(refused.exit_code)
     except psycopg.Error as exc:
         # e.g. no privilege on a pipeline table, or the connection lost mid-command
         failed = database_error(args.command, exc)
-        print(f"error: {failed}", file=sys.stderr)
+        _error(str(failed), _secrets(args))
         return int(failed.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -2,30 +2,67 @@
 
 initdb refuses to run as root, so when we are root every server command runs as the
 unprivileged `postgres` user, which must own the data directory.
+
+The cluster is reachable only through a Unix socket in its own data directory, which initdb
+makes 0700: only the account that runs the server (and root) can connect. It listens on no
+TCP port, so no other local account can reach its superuser; pg_cron connects through the
+same socket (cron.host accepts a socket directory).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+from pytools.config import build_url
 from pytools.errors import ExitCode, UserError
 
 SERVER_USER = "postgres"
 SERVER_SETTINGS = {
-    "listen_addresses": "'127.0.0.1'",
-    "unix_socket_directories": "''",
     "shared_preload_libraries": "'pg_cron'",
-    # pg_cron's scheduler lives in `postgres` and reaches other databases over localhost.
+    # pg_cron's scheduler lives in `postgres` and reaches other databases through cron.host
+    # (see private_socket: the socket directory).
     "cron.database_name": "'postgres'",
-    "cron.host": "'127.0.0.1'",
     # A throwaway cluster: durability is not worth its cost here.
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
 }
+
+
+# A Unix socket's path (directory + "/.s.PGSQL.<port>") must fit in 107 bytes.
+MAX_SOCKET_DIR = 107 - len("/.s.PGSQL.65535")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+def socket_dir_fits(path: Path) -> bool:
+    """Whether `path` can be a socket directory: short enough, and nothing to quote in a setting."""
+    text = str(path.absolute())
+    return len(text.encode()) <= MAX_SOCKET_DIR and _PLAIN_PATH.fullmatch(text) is not None
+
+
+def private_socket(directory: Path, tcp: str = "") -> dict[str, str]:
+    """Settings for a server whose only unauthenticated door is a socket in `directory`, which
+    must be 0700 and the server user's; `tcp`: the addresses it also listens on (password only)."""
+    return {
+        "listen_addresses": f"'{tcp}'",
+        "unix_socket_directories": f"'{directory}'",
+        "unix_socket_permissions": "0700",
+        "cron.host": f"'{directory}'",
+    }
+
+
+# Trust on the private socket only; any TCP connection must give a password (scram-sha-256).
+HBA = (
+    "# patient-journey-pipeline: the socket's directory is private (0700); TCP needs a password\n"
+    "local all all trust\n"
+    "host all all 127.0.0.1/32 scram-sha-256\n"
+    "host all all ::1/128 scram-sha-256\n"
+)
+_MARKER = "# patient-journey-pipeline: private socket"
 
 
 def find_bindir() -> Path:
@@ -72,7 +109,10 @@ class LocalCluster:
         self.logfile = datadir / "server.log"
 
     def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{SERVER_USER}@127.0.0.1:{self.port}/{dbname}"
+        """The URL through the private socket (the data directory); no password in it."""
+        return build_url(
+            {"user": SERVER_USER, "host": str(self.datadir), "port": str(self.port), "dbname": dbname}
+        )
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(as_server_user(list(argv)), capture_output=True, text=True, check=False)
@@ -99,14 +139,31 @@ class LocalCluster:
                 str(self.bindir / "initdb"),
                 "-D", str(self.datadir),
                 "-U", SERVER_USER,
-                "--auth=trust",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
             ),
         )  # fmt: skip
-        settings = "\n".join(f"{key} = {value}" for key, value in SERVER_SETTINGS.items())
+        self.make_private()
+
+    def _is_private(self) -> bool:
+        return _MARKER in (self.datadir / "postgresql.conf").read_text(encoding="utf-8")
+
+    def make_private(self) -> None:
+        """Only the private socket, in postgresql.conf and pg_hba.conf (also for a cluster made
+        by an older demo, which listened on 127.0.0.1 with trust)."""
+        if not socket_dir_fits(self.datadir):
+            raise UserError(
+                f"the data directory {self.datadir} cannot hold the server's socket (at most "
+                f"{MAX_SOCKET_DIR} bytes, letters, digits and _./- only): use a shorter path",
+                ExitCode.USAGE,
+            )
+        settings = {**SERVER_SETTINGS, **private_socket(self.datadir)}
+        lines = "\n".join(f"{key} = {value}" for key, value in settings.items())
         with (self.datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            conf.write(f"\n# patient-journey-pipeline\nport = {self.port}\n{settings}\n")
+            conf.write(f"\n{_MARKER}\nport = {self.port}\n{lines}\n")
+        (self.datadir / "pg_hba.conf").write_text(HBA, encoding="utf-8")
 
     def is_running(self) -> bool:
         if not self.initialised:
@@ -116,6 +173,9 @@ class LocalCluster:
     def start(self) -> None:
         if not self.initialised:
             self.init()
+        if not self._is_private():
+            self.stop()
+            self.make_private()
         if self.is_running():
             return
         self._check(

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlencode
 import psycopg.conninfo
 
 from pytools.errors import ExitCode, UserError
+from pytools.text import escape_controls
 
 URL_HELP = "postgresql://user:password@host:5432/dbname"
 
@@ -44,53 +45,118 @@ def resolve_database_url(cli_value: str | None, cwd: Path | None = None) -> str:
 
 
 def parse_url(url: str) -> dict[str, str]:
-    """The URL's connection parameters; a malformed URL is a user error."""
+    """The URL's connection parameters, as libpq parses them; a malformed URL is a user error.
+
+    The error never quotes the URL nor any part of it: a password with a character that needs
+    percent-encoding (`/`, `@`, `:`, `%`, a space) makes libpq read a piece of the password as
+    the host, the port or the database name, so no part of a rejected URL is safe to show.
+    """
     if not url.startswith(("postgresql://", "postgres://")):
-        raise UserError(
-            f"bad database URL {redact(url)!r}: it must start with postgresql:// (form: {URL_HELP})",
-            ExitCode.USAGE,
+        raise _bad_url("it does not start with postgresql:// (a key=value connection string is not accepted)")
+    if _stray_at(url):
+        raise _bad_url(
+            "it has an '@' after the user part: percent-encode '@' as %40, '/' as %2F and ':' as %3A "
+            "in the user name and password"
         )
     try:
         params = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "unparsable"
-        raise UserError(
-            f"bad database URL {redact(url)!r}: {scrub(reason)} (form: {URL_HELP})", ExitCode.USAGE
-        ) from None
-    port = str(params.get("port") or "")
-    if port and not all(part.isdigit() for part in port.split(",")):
-        raise UserError(
-            f"bad database URL {redact(url)!r}: port {port!r} is not a number (form: {URL_HELP})",
-            ExitCode.USAGE,
+        raise _bad_url(_why_unparsable(str(exc))) from None
+    ports = str(params.get("port") or "")
+    if ports and not all(_is_port(port) for port in ports.split(",")):
+        raise _bad_url(
+            "invalid port: a port is a number from 1 to 65535 (percent-encode '/' as %2F and '@' as "
+            "%40 in a password)"
         )
     return {key: str(value) for key, value in params.items() if value is not None}
+
+
+def _bad_url(reason: str) -> UserError:
+    return UserError(f"bad database URL: {reason} (form: {URL_HELP})", ExitCode.USAGE)
+
+
+def _stray_at(url: str) -> bool:
+    """Whether an '@' follows the user part: libpq takes the user part up to the first '@' or '/',
+    so a second '@' means a password or user name holding an unencoded '@' or '/'."""
+    rest = url.partition("://")[2]
+    cut = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=-1)
+    tail = rest[cut + 1 :] if cut >= 0 and rest[cut] == "@" else rest
+    return "@" in tail
+
+
+# libpq's parse errors quote the offending text; each becomes a reason that quotes nothing.
+_UNPARSABLE = (
+    ("unexpected spaces", "it holds a space: write a space as %20"),
+    ("%00", "it holds %00, which no connection parameter may contain"),
+    ("percent-encoded", "a '%' is not followed by two hex digits: write a literal '%' as %25"),
+    ("ipv6", "a bracketed IPv6 host address is empty or lacks its closing ']'"),
+    ("invalid uri query parameter", "a query parameter is not a libpq connection option"),
+    ("key/value separator", "a query parameter is not of the form key=value"),
+    ("unexpected character", "an unexpected character follows the host: percent-encode the password"),
+)
+
+
+def _why_unparsable(message: str) -> str:
+    lowered = message.lower()
+    for needle, reason in _UNPARSABLE:
+        if needle in lowered:
+            return reason
+    return "libpq cannot parse it"
+
+
+def _is_port(text: str) -> bool:
+    return text == "" or (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535)
+
+
+def shown_url(params: dict[str, str]) -> str:
+    """The URL as the CLI shows it: only the user, host, port and database name, with a password
+    as ***; control characters escaped. Built from libpq's parse, never from the user's text."""
+    user = params.get("user", "")
+    password = ":***" if params.get("password") is not None else ""
+    credentials = f"{user}{password}@" if user or password else ""
+    host = params.get("host", "")
+    socket = host.startswith("/")
+    port = params.get("port")
+    netloc = ("" if socket else host) + (f":{port}" if port else "")
+    query = f"?host={host}" if socket else ""
+    return escape_controls(f"postgresql://{credentials}{netloc}/{params.get('dbname', '')}{query}")
+
+
+def redact(url: str) -> str:
+    """The URL with only what cannot hold a password, safe to print; never the text as given."""
+    try:
+        return shown_url(parse_url(url))
+    except UserError:
+        return "(a malformed URL)"
+
+
+def secrets_of(url: str | None) -> list[str]:
+    """The passwords that a URL (as libpq reads it) and the environment carry, longest first:
+    the CLI replaces each by *** in anything it prints, whatever the message."""
+    found = [os.environ.get("PGPASSWORD", "")]
+    if url:
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            params = {}
+        found += [str(params.get(key) or "") for key in ("password", "sslpassword")]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def hide(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 _PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s\"']*:)[^@\s\"']*@")
 
 
 def scrub(text: str) -> str:
-    """Any text (e.g. a driver's message quoting the URL) with URL passwords replaced by ***."""
+    """A server's or driver's text with anything URL-password-like replaced by *** (a last net:
+    the CLI also replaces the known passwords, see secrets_of)."""
     text = _PASSWORD_IN_TEXT.sub(r"\1***@", text)
     return re.sub(r"(password=)[^&\s\"']*", r"\1***", text)
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, tail = rest.partition("/")
-    userinfo, at, hostpart = authority.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    redacted = f"{scheme}://{userinfo}{at}{hostpart}{slash}{tail}"
-    # A password may also come as a query parameter.
-    if "password=" in redacted:
-        head, _, query = redacted.partition("?")
-        parts = ["password=***" if part.startswith("password=") else part for part in query.split("&")]
-        redacted = f"{head}?{'&'.join(parts)}"
-    return redacted
 
 
 def build_url(params: dict[str, str], scheme: str = "postgresql") -> str:

@@ -12,6 +12,10 @@ from pytools.errors import ExitCode, UserError
 
 # Appended to the connection's options, so it wins over one a URL gives.
 PINNED_SEARCH_PATH = "-c search_path=pg_catalog,pg_temp"
+# What the CLI's parsing of results relies on, whatever the role, database or PG* variables
+# say: psycopg reads dates in ISO style only and intervals in the postgres style; UTF8 keeps
+# every text decodable. TimeZone stays the user's (timestamps carry their offset).
+SESSION_SETTINGS = {"DateStyle": "ISO, MDY", "IntervalStyle": "postgres", "client_encoding": "UTF8"}
 
 
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
@@ -23,14 +27,43 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
     # a role with CREATE on a schema listed ahead of pg_catalog cannot stand in for either.
     params["options"] = f"{params.get('options', '')} {PINNED_SEARCH_PATH}".strip()
     try:
-        return psycopg.connect(autocommit=autocommit, **params)  # type: ignore[arg-type]
+        conn = psycopg.connect(autocommit=True, **params)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
         message = scrub(str(exc))
         if "invalid" in message.lower() and "value" in message.lower():
             # e.g. sslmode=bogus in the URL: the URL is wrong, not the server
-            reason = message.strip().splitlines()[0]
-            raise UserError(f"bad database URL {redact(url)!r}: {reason}", ExitCode.USAGE) from None
+            raise _bad_option(params, message) from None
         raise UserError(describe_connection_error(url, message), ExitCode.CONNECTION) from None
+    except psycopg.ProgrammingError as exc:  # psycopg's own checks, e.g. connect_timeout=abc
+        raise _bad_option(params, str(exc)) from None
+    pin_session(conn)
+    conn.autocommit = autocommit
+    return conn
+
+
+def _bad_option(params: dict[str, str], message: str) -> UserError:
+    """A connection option's value was refused; name the option, never quote the value."""
+    named = [
+        key
+        for key in params
+        if key != "password"
+        and (f'"{key}"' in message or f"{key} value" in message or f"for {key}" in message)
+    ]
+    which = f" ({named[0]})" if named else ""
+    return UserError(
+        f"bad database URL: a connection option{which} has a value libpq rejects", ExitCode.USAGE
+    )
+
+
+def pin_session(conn: psycopg.Connection[Any]) -> None:
+    """SET (after connecting, so that it works through a pooler too) what reading results
+    relies on; a role's or PGDATESTYLE's DateStyle = German would otherwise break psycopg."""
+    statements = "; ".join(f"SET {name} = '{value}'" for name, value in SESSION_SETTINGS.items())
+    try:
+        conn.execute(statements.encode())
+    except psycopg.Error as exc:
+        conn.close()
+        raise database_error("setting up the session", exc) from None
 
 
 def connect_dicts(url: str) -> psycopg.Connection[dict[str, Any]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from pytools import cron, migrations, report, runs
-from pytools.cluster import LocalCluster, server_user_can_use
+from pytools.cluster import (
+    SERVER_USER,
+    LocalCluster,
+    give_to_server_user,
+    server_user_can_use,
+    socket_dir_fits,
+)
 from pytools.db import connect
 from pytools.errors import ExitCode, UserError
 from pytools.sql_files import sample_file
@@ -31,17 +39,38 @@ def create_roles(conn: psycopg.Connection[Any]) -> None:
 
 
 def demo_datadir(workdir: Path) -> Path:
-    """`.pgdata/` in the working directory, or a folder in /tmp that `.pgdata` links to
-    when the server user cannot reach the working directory (e.g. a checkout under /root)."""
+    """`.pgdata/` in the working directory, or a folder in /tmp that `.pgdata` links to when
+    the server user cannot reach the working directory (e.g. a checkout under /root) or its
+    path is too long for the server's socket, which lives in the data directory."""
     link = workdir / ".pgdata"
     if link.is_symlink() or link.is_dir():
         return link.resolve()
-    if server_user_can_use(workdir):
+    if server_user_can_use(workdir) and socket_dir_fits(link):
         return link
     digest = hashlib.sha1(str(workdir).encode()).hexdigest()[:8]
     target = Path("/tmp") / f"patient-journey-pipeline-demo-{digest}"
+    claim_private_dir(target)
     link.symlink_to(target)
     return target
+
+
+def claim_private_dir(path: Path) -> None:
+    """Create `path` 0700 for the server user, or accept it only if it already is exactly that:
+    a folder that another local account made in /tmp first would be theirs to enter."""
+    try:
+        path.mkdir(mode=0o700)
+        give_to_server_user(path)
+        return
+    except FileExistsError:
+        pass
+    info = path.lstat()
+    owner = pwd.getpwnam(SERVER_USER).pw_uid if os.geteuid() == 0 else os.geteuid()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner or stat.S_IMODE(info.st_mode) & 0o077:
+        raise UserError(
+            f"{path} exists but is not a private folder of user {pwd.getpwuid(owner).pw_name} "
+            "(mode 0700): remove it, or run the demo from a checkout the server user can reach",
+            ExitCode.USAGE,
+        )
 
 
 def demo_cluster(workdir: Path) -> LocalCluster:
@@ -97,7 +126,12 @@ def run_demo(workdir: Path) -> int:
         for f in failing
     ]
     print(report.render(brief, "table", 70))
-    print(f"\nconnect with:  psql {url}")
+    print(
+        f"\nconnect with:  psql -h {cluster.datadir} -p {cluster.port} -U postgres {DEMO_DATABASE}"
+        f"\n  or with the CLI: DATABASE_URL='{url}' python -m pytools status"
+        "\n  (no password: only root and the account that runs the server can connect; the server"
+        "\n   listens on no TCP port, and its socket is in the data directory, mode 0700)"
+    )
     print("stop with:     make demo-stop")
     return 0
 

@@ -1,4 +1,9 @@
-"""Rows as a table for people, or JSON or CSV for scripts."""
+"""Rows as a table for people, or JSON or CSV for scripts.
+
+Data may hold terminal control characters (a slug with ESC [2J, a U+202E): a table shows each
+as a visible escape (\\x1b, \\u202e); JSON escapes them itself (and DEL here); CSV carries
+the data exactly, except when it goes straight to a terminal, where it is escaped like a table.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from pytools.text import escape_controls
+
 FORMATS = ("table", "json", "csv")
 
 
@@ -18,7 +25,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.isoformat(sep=" ", timespec="seconds")
-    return str(value).replace("\n", " ")
+    return escape_controls(str(value))
 
 
 def _jsonable(value: Any) -> Any:
@@ -31,22 +38,33 @@ def _jsonable(value: Any) -> Any:
 
 def to_json(value: Any) -> str:
     """Any nesting of dicts and lists, with dates as ISO strings and numerics as numbers."""
-    return json.dumps(value, indent=2, default=_jsonable)
+    # json escapes every other control character (and, ensure_ascii, all of non-ASCII)
+    return json.dumps(value, indent=2, default=_jsonable).replace("\x7f", "\\u007f")
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80) -> str:
+def _csv_line(values: Sequence[Any]) -> str:
+    """One CSV record without its terminator; with "\\r\\n" as csv's terminator, a value holding
+    a \\r is quoted too (with "\\n" only, a bare \\r in a value would end the record)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(values)
+    return out.getvalue()[:-2]
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80, *, terminal: bool = False) -> str:
+    """`terminal`: the text goes to a terminal, so CSV too escapes control characters."""
     if fmt == "json":
         return to_json(list(rows))
     if not rows:
         return "" if fmt == "csv" else "(none)"
     columns = list(rows[0].keys())
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
+        lines = [_csv_line(columns)]
         for row in rows:
-            writer.writerow({k: _jsonable(v) for k, v in row.items()})
-        return out.getvalue().rstrip("\n")
+            values = [_jsonable(row[c]) for c in columns]
+            if terminal:
+                values = [escape_controls(v) if isinstance(v, str) else v for v in values]
+            lines.append(_csv_line(values))
+        return "\n".join(lines)
     cells = [[_cell(row[c]) for c in columns] for row in rows]
     cells = [[c if len(c) <= max_width else c[: max_width - 3] + "..." for c in r] for r in cells]
     widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]

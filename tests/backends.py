@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pytools.cluster import SERVER_SETTINGS, SERVER_USER, find_bindir
+from pytools.cluster import HBA, SERVER_SETTINGS, SERVER_USER, find_bindir, private_socket
+from pytools.config import build_url
 
 DOCKERFILE_DIR = Path(__file__).parent / "docker"
 
@@ -71,15 +72,19 @@ def local_server(preload_cron: bool = True) -> Iterator[str]:
     """A throwaway local cluster; preload_cron=False leaves pg_cron (and its cron.* settings) out."""
     from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
+    # 0700 and the server user's: the socket in it is the only door without a password; TCP on
+    # 127.0.0.1 (which pytest-postgresql polls, and some tests use) wants scram-sha-256.
     base = Path(tempfile.mkdtemp(prefix="pjp-tests-"))
-    base.chmod(0o755)
     if os.geteuid() == 0:
         shutil.chown(base, SERVER_USER, SERVER_USER)
+    hba = base / "pg_hba.conf"
+    hba.write_text(HBA)
     port = free_port()
+    settings = {**SERVER_SETTINGS, **private_socket(base, tcp="127.0.0.1"), "hba_file": f"'{hba}'"}
     options = " ".join(
         f"-c {key}={value}"
-        for key, value in SERVER_SETTINGS.items()
-        if key not in ("unix_socket_directories",)
+        for key, value in settings.items()
+        if key != "unix_socket_directories"  # pytest-postgresql sets it from unixsocketdir
         and (preload_cron or (key != "shared_preload_libraries" and not key.startswith("cron.")))
     )
     executor = PostgreSQLExecutor(
@@ -95,7 +100,7 @@ def local_server(preload_cron: bool = True) -> Iterator[str]:
         postgres_options=options + " -c max_connections=200",
     )
     executor.start()
-    url = f"postgresql://{SERVER_USER}@127.0.0.1:{port}/postgres"
+    url = build_url({"user": SERVER_USER, "host": str(base), "port": str(port), "dbname": "postgres"})
     try:
         wait_until_accepting(url)
         yield url

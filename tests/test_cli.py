@@ -527,7 +527,7 @@ def password_role(server: str) -> Iterator[str]:
 
 
 def test_wrong_password(db_url: str, password_role: str, tmp_path: Path) -> None:
-    url = with_params(db_url, user=password_role, password=SECRET)
+    url = with_params(db_url, user=password_role, password=SECRET, host="127.0.0.1")
     result = cli("failures", "--database-url", url, cwd=tmp_path)
     line = assert_one_error_line(result, CONNECTION)
     assert "authentication failed" in line
