@@ -5,7 +5,8 @@
 -- row (disk full, a failing trigger), the run is still recorded as failed, saying so.
 -- SECURITY DEFINER: the work runs with the owner's rights (every routine it calls pins
 -- search_path too), so the role running the pipeline needs no rights on its tables or on the
--- source tables. It works only on a run this session began under the lock.
+-- source tables. It works only on a running run that this session began (_require_run), and
+-- refuses to start while the session has temporary objects of the run's names.
 CREATE OR REPLACE FUNCTION pipeline._execute_run(p_run_id bigint, p_full boolean)
 RETURNS text
 LANGUAGE plpgsql
@@ -25,14 +26,9 @@ DECLARE
     ex_log_message text;
     v_logged integer := 0;
 BEGIN
-    PERFORM pipeline._require_run_lock('_execute_run');
-    IF NOT EXISTS (SELECT FROM pipeline.pipeline_runs AS r
-                   WHERE r.run_id = p_run_id AND r.status = 'running' AND r.backend_pid = pg_backend_pid()) THEN
-        RAISE EXCEPTION 'pipeline._execute_run works only on a run this session began under the pipeline''s lock'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'CALL pipeline.run_patient_journey_pipeline();';
-    END IF;
+    PERFORM pipeline._require_run(p_run_id, '_execute_run');
     BEGIN
+        PERFORM pipeline._refuse_temp_objects();
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
         v_mode := pipeline._drain_changes(p_full);
         IF v_mode = 'noop' THEN
