@@ -15,7 +15,13 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import latest_run, two_activity_journeys, wait_until_blocked
+from tests.pipeline_helpers import (
+    DISK_FULL,
+    advisory_locks_held,
+    latest_run,
+    two_activity_journeys,
+    wait_until_blocked,
+)
 
 OLD_RUN_LOCK = 4857394021  # the fixed advisory key runs used to keep each other out with
 RUN_LOCK_KEY1 = 485739402  # key1 of a run's own lock; key2 is its run_id (pipeline._run_lock_key)
@@ -134,11 +140,32 @@ def test_the_runner_cannot_forge_a_failed_run_with_a_message_of_its_own(
             other.execute("SELECT pipeline._fail_run(%s, 'XX000')", (run_id,))
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
             other.execute("SELECT pipeline._execute_run(%s, true)", (run_id,))
-    # the session that began it can only say that it broke, in the run's fixed words
-    runner.execute("SELECT pipeline._fail_run(%s, 'XX000')", (run_id,))
+    # nor can the session that began it: _fail_run is for a run whose _execute_run broke
+    # before recording the outcome, which it knows by a lock whose key the runner cannot compute
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="broke before recording"):
+        runner.execute("SELECT pipeline._fail_run(%s, 'XX000')", (run_id,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        runner.execute("SELECT * FROM pipeline._execution_lock_key(%s)", (run_id,))
+    assert [r["status"] for r in runs(db)] == ["running"]
+
+
+def test_a_run_that_breaks_while_recording_its_outcome_is_failed_in_fixed_words(
+    db: Conn, runner: Conn
+) -> None:
+    """The one way to _fail_run: a real run whose outcome cannot be written (here a trigger
+    refuses the run's final update, as a full disk would)."""
+    two_activity_journeys(db, 5)
+    db.execute(DISK_FULL)
+    db.execute(
+        "CREATE TRIGGER pjp_disk_full BEFORE UPDATE ON pipeline.pipeline_runs "
+        "FOR EACH ROW WHEN (NEW.mode IS NOT NULL) EXECUTE FUNCTION public.pjp_disk_full()"
+    )
+    with pytest.raises(psycopg.errors.ExternalRoutineException, match="while recording its outcome"):
+        runner.execute("CALL pipeline.run_patient_journey_pipeline()")
     [failed] = runs(db)
     assert failed["status"] == "failed"
-    assert failed["error_message"].startswith("the run broke while recording its outcome (SQLSTATE XX000)")
+    assert failed["error_message"].startswith("the run broke while recording its outcome (SQLSTATE 53100)")
+    assert advisory_locks_held(runner) == 0
 
 
 def test_two_runner_sessions_never_carry_out_runs_at_once(db: Conn, db_url: str) -> None:

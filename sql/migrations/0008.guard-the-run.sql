@@ -15,6 +15,19 @@ COMMENT ON TABLE pipeline.run_lock IS
     'Holds no rows: _begin_run locks it (EXCLUSIVE, for its short transaction) so that two runs '
     'cannot both decide to start. Only its owner can take a lock on it that conflicts.';
 
+-- A secret only the owner can read, from which each run's execution lock key is derived
+-- (_execution_lock_key): _execute_run holds that lock until it has recorded its outcome, so that
+-- _fail_run can tell a run that broke while recording it from a call by hand, which cannot know
+-- the key before the run's _execute_run shows it in pg_locks.
+CREATE TABLE pipeline.run_secret (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    secret text NOT NULL
+);
+INSERT INTO pipeline.run_secret (secret) VALUES (gen_random_uuid()::text);
+REVOKE ALL ON pipeline.run_secret FROM PUBLIC;
+COMMENT ON TABLE pipeline.run_secret IS
+    'One random secret, readable by the owner alone: runs derive their execution lock keys from it.';
+
 -- The trigger names who started a run (cron, manual, cli): short printable text, not a payload
 -- kept for the retention period. Rows from before are cut to fit, control characters replaced.
 UPDATE pipeline.pipeline_runs AS r

@@ -25,8 +25,18 @@ DECLARE
     ex_log_sqlstate text;
     ex_log_message text;
     v_logged integer := 0;
+    v_execution record;
 BEGIN
     PERFORM pipeline._require_run(p_run_id, '_execute_run');
+    -- Held until the outcome is recorded: should this function fail before that, the lock
+    -- outlives the error (a session lock) and lets _fail_run record the run as failed; a caller
+    -- cannot take it by hand first, for only the owner can compute its key.
+    SELECT * INTO v_execution FROM pipeline._execution_lock_key(p_run_id);
+    IF NOT pg_try_advisory_lock(v_execution.key1, v_execution.key2) THEN
+        RAISE EXCEPTION 'another session holds the execution lock of pipeline run %', p_run_id
+            USING ERRCODE = 'lock_not_available',
+                  HINT = 'CALL pipeline.run_patient_journey_pipeline();';
+    END IF;
     BEGIN
         PERFORM pipeline._refuse_temp_objects();
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
@@ -58,6 +68,7 @@ BEGIN
             rows_held_back = v_held_back + v_written.rows_failed,
             failures = (SELECT count(*) FROM pipeline.pipeline_failures AS f WHERE f.run_id = p_run_id)
         WHERE r.run_id = p_run_id;
+        PERFORM pg_advisory_unlock(v_execution.key1, v_execution.key2);
         RETURN 'succeeded';
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         -- query_canceled too: a statement_timeout must still leave a failed run behind.
@@ -86,6 +97,7 @@ BEGIN
                                             ex_log_message, ex_log_sqlstate)
                                 ELSE '' END
     WHERE r.run_id = p_run_id;
+    PERFORM pg_advisory_unlock(v_execution.key1, v_execution.key2);
     RETURN 'failed';
 END;
 $$;

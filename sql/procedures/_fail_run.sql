@@ -2,13 +2,16 @@
 -- DEFINER, like the other run steps, so that it works for a role that may only run the
 -- pipeline. It takes no text from its caller: only the SQLSTATE of the error (five characters,
 -- 0-9 and A-Z), written into a fixed message; the error's own text reached the caller, and the
--- server log. It touches only a running run that this session began (see _require_run).
+-- server log. It touches only a running run that this session began (see _require_run), and
+-- whose _execute_run is known to have broken: it still holds the run's execution lock.
 CREATE OR REPLACE FUNCTION pipeline._fail_run(p_run_id bigint, p_sqlstate text)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
+DECLARE
+    v_execution record;
 BEGIN
     IF p_sqlstate IS NULL OR p_sqlstate !~ '^[0-9A-Z]{5}$' THEN
         RAISE EXCEPTION 'pipeline._fail_run takes a SQLSTATE: five characters, 0-9 and A-Z'
@@ -16,6 +19,16 @@ BEGIN
                   HINT = 'It is a step of pipeline.run_patient_journey_pipeline: CALL that.';
     END IF;
     PERFORM pipeline._require_run(p_run_id, '_fail_run');
+    -- Only a run whose _execute_run broke before recording the outcome: its execution lock is
+    -- still held, and no call by hand can have taken it (see _execution_lock_key).
+    SELECT * INTO v_execution FROM pipeline._execution_lock_key(p_run_id);
+    IF NOT EXISTS (SELECT FROM pipeline._advisory_holders(v_execution.key1, v_execution.key2) AS h
+                   WHERE h.pid = pg_backend_pid() AND h.mode = 'ExclusiveLock') THEN
+        RAISE EXCEPTION 'pipeline._fail_run records only a run whose _execute_run broke before recording its outcome (run %)',
+                        p_run_id
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'CALL pipeline.run_patient_journey_pipeline();';
+    END IF;
     UPDATE pipeline.pipeline_runs AS r
     SET status = 'failed',
         finished_at = clock_timestamp(),

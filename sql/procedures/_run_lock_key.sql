@@ -6,7 +6,6 @@ LANGUAGE sql
 IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    -- the two-int4 form: pg_locks shows it as classid = key1, objid = key2, objsubid = 2
     SELECT 485739402, (p_run_id OPERATOR(pg_catalog.%) 2147483648)::integer
 $$;
 

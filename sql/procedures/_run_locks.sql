@@ -1,20 +1,13 @@
--- Who holds a run's own lock now, in which mode (pg_locks, which every role can read).
+-- Who holds a run's own lock now, in which mode.
 CREATE OR REPLACE FUNCTION pipeline._run_locks(p_run_id bigint)
 RETURNS TABLE (pid integer, mode text, role_name text)
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT l.pid, l.mode, coalesce(a.usename::text, 'unknown')
-    FROM pg_catalog.pg_locks AS l
-    CROSS JOIN pipeline._run_lock_key(p_run_id) AS k
-    LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory'
-      AND l.granted
-      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database AS d WHERE d.datname = current_database())
-      AND l.objsubid = 2
-      AND l.classid = k.key1::bigint::oid
-      AND l.objid = k.key2::bigint::oid
+    SELECT h.pid, h.mode, h.role_name
+    FROM pipeline._run_lock_key(p_run_id) AS k
+    CROSS JOIN pipeline._advisory_holders(k.key1, k.key2) AS h
 $$;
 
 COMMENT ON FUNCTION pipeline._run_locks(bigint) IS
