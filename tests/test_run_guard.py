@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +23,7 @@ from tests.pipeline_helpers import (
     two_activity_journeys,
     wait_until_blocked,
 )
+from tests.test_cli import assert_one_error_line, clean_env, cli, with_params
 
 OLD_RUN_LOCK = 4857394021  # the fixed advisory key runs used to keep each other out with
 RUN_LOCK_KEY1 = 485739402  # key1 of a run's own lock; key2 is its run_id (pipeline._run_lock_key)
@@ -97,7 +99,7 @@ def test_a_role_that_can_only_connect_cannot_stop_or_delay_the_pipeline(
 
 
 def test_a_run_blocked_by_a_lock_anyone_can_take_fails_loudly_and_the_next_run_goes_ahead(
-    db: Conn, nobody: Conn, runner: Conn
+    db: Conn, db_url: str, nobody: Conn, runner: Conn, tmp_path: Path
 ) -> None:
     """Actor: anyone who can connect. The one lock that can keep a run from starting is that
     run's own, whose key holds its run_id: a role that guesses the next run_id and takes it
@@ -117,6 +119,12 @@ def test_a_run_blocked_by_a_lock_anyone_can_take_fails_loudly_and_the_next_run_g
         blocked["error_message"].startswith("blocked: ")
         and f"pid {pid} (role {role})" in blocked["error_message"]
     )
+
+    # run-now exits 1 and says why, in one line
+    nobody.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_KEY1, squatted + 1))
+    result = cli("run-now", env=clean_env(with_params(db_url, user="pipeline_runner")), cwd=tmp_path)
+    line = assert_one_error_line(result, 1)
+    assert "could not start: blocked:" in line and f"pid {pid} (role {role})" in line
 
     runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
     assert latest_run(runner)["status"] == "succeeded"
@@ -342,6 +350,7 @@ def test_an_analyst_holding_locks_on_the_pipelines_tables_does_not_block_runs(
             "pipeline_runs",
         ):
             reader.execute(f"LOCK TABLE pipeline.{name} IN ACCESS SHARE MODE")
+        reader.execute("ANALYZE pipeline.run_lock, pipeline.pipeline_runs")  # skipped: not the owner
         try:
             started = time.monotonic()
             for full in (True, True):
@@ -356,3 +365,26 @@ def test_an_analyst_holding_locks_on_the_pipelines_tables_does_not_block_runs(
         ("succeeded", "full"),
         ("succeeded", "incremental"),
     ]
+
+
+def test_a_start_kept_waiting_over_10_s_for_the_start_lock_fails_naming_the_session(
+    db: Conn, db_url: str, runner: Conn
+) -> None:
+    """Not an actor of the threat model: only the owner (or a superuser) can take a lock on
+    pipeline.run_lock that a run's start waits for. Should one keep it, runs say so."""
+    holder = psycopg.connect(db_url)
+    holder.execute("LOCK TABLE pipeline.run_lock IN ACCESS EXCLUSIVE MODE")
+    pid = holder.info.backend_pid
+    try:
+        with pytest.raises(psycopg.errors.ExternalRoutineException, match="could not start: blocked"):
+            runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+    finally:
+        holder.rollback()
+        holder.close()
+    [blocked] = runs(db)
+    assert blocked["status"] == "failed"
+    assert blocked["error_message"].startswith(
+        f"blocked: pid {pid} (role postgres) held a lock on pipeline.run_lock"
+    )
+    runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+    assert latest_run(runner)["status"] == "succeeded"
