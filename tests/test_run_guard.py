@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from tests.pipeline_helpers import (
     DISK_FULL,
     advisory_locks_held,
+    current_failures,
     latest_run,
     two_activity_journeys,
     wait_until_blocked,
@@ -103,8 +104,12 @@ def test_a_run_blocked_by_a_lock_anyone_can_take_fails_loudly_and_the_next_run_g
 ) -> None:
     """Actor: anyone who can connect. The one lock that can keep a run from starting is that
     run's own, whose key holds its run_id: a role that guesses the next run_id and takes it
-    makes that one run fail, loudly, naming its session; the next run has another key."""
+    makes that one run fail, loudly, naming its session; the next run has another key. The
+    failures analysts see (current_failures) still show the data failures, beside the block."""
     two_activity_journeys(db, 5)
+    db.execute("UPDATE public.schedule SET slug = '7d-post-surgery' WHERE id = 2")  # a data failure
+    runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+    [data_failure] = current_failures(db)
     squatted = next_run_id(db)
     nobody.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_KEY1, squatted))
     pid = nobody.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
@@ -113,8 +118,13 @@ def test_a_run_blocked_by_a_lock_anyone_can_take_fails_loudly_and_the_next_run_g
     with pytest.raises(psycopg.errors.ExternalRoutineException, match="could not start: blocked") as caught:
         runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
     assert f"pid {pid} (role {role})" in str(caught.value)
-    [blocked] = runs(db)
+    blocked = runs(db)[-1]
     assert blocked["run_id"] == squatted and blocked["status"] == "failed"
+    shown = [(f["stage"], f["schedule_slug"], f["error_message"][:8]) for f in current_failures(db)]
+    assert sorted(shown) == [
+        ("parse", "7d-post-surgery", data_failure["error_message"][:8]),
+        ("run", None, "blocked:"),
+    ]
     assert (
         blocked["error_message"].startswith("blocked: ")
         and f"pid {pid} (role {role})" in blocked["error_message"]

@@ -9,6 +9,7 @@ DROP FUNCTION IF EXISTS pipeline._execution_lock_key(bigint);
 DROP FUNCTION IF EXISTS pipeline._advisory_holders(integer, integer);
 DROP FUNCTION IF EXISTS pipeline._run_lock_key(bigint);
 DROP FUNCTION IF EXISTS pipeline._refuse_temp_objects();
+DROP FUNCTION IF EXISTS pipeline._block_run(bigint, text);
 ALTER TABLE pipeline.pipeline_runs DROP CONSTRAINT pipeline_runs_trigger_check;
 COMMENT ON COLUMN pipeline.pipeline_runs.trigger IS 'Who started the run: cron, manual, ...';
 DROP TABLE pipeline.run_secret;

@@ -46,11 +46,10 @@ BEGIN
         FROM pg_catalog.pg_locks AS l
         LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
         WHERE l.relation = 'pipeline.run_lock'::regclass AND l.granted AND l.pid <> pg_backend_pid();
-        INSERT INTO pipeline.pipeline_runs (trigger, status, finished_at, error_message)
-        VALUES (v_trigger, 'failed', clock_timestamp(),
-                format('blocked: %s held a lock on pipeline.run_lock for over 10 s; runs cannot start',
-                       coalesce(v_blockers, 'a session')))
-        RETURNING run_id INTO v_run_id;
+        INSERT INTO pipeline.pipeline_runs (trigger) VALUES (v_trigger) RETURNING run_id INTO v_run_id;
+        PERFORM pipeline._block_run(v_run_id,
+            format('blocked: %s held a lock on pipeline.run_lock for over 10 s; runs cannot start',
+                   coalesce(v_blockers, 'a session')));
         RETURN v_run_id;
     END;
     PERFORM set_config('lock_timeout', v_lock_timeout, true);
@@ -91,12 +90,9 @@ BEGIN
     SELECT string_agg(format('pid %s (role %s)', l.pid, l.role_name), ', ') INTO v_blockers
     FROM pipeline._run_locks(v_run_id) AS l;
     IF v_blockers IS NOT NULL OR NOT pg_try_advisory_lock(v_key.key1, v_key.key2) THEN
-        UPDATE pipeline.pipeline_runs AS r
-        SET status = 'failed',
-            finished_at = clock_timestamp(),
-            error_message = format('blocked: %s held this run''s lock (advisory lock %s, %s) before it began',
-                                   coalesce(v_blockers, 'a session'), v_key.key1, v_key.key2)
-        WHERE r.run_id = v_run_id;
+        PERFORM pipeline._block_run(v_run_id,
+            format('blocked: %s held this run''s lock (advisory lock %s, %s) before it began',
+                   coalesce(v_blockers, 'a session'), v_key.key1, v_key.key2));
         RETURN v_run_id;
     END IF;
     RETURN v_run_id;
