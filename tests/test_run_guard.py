@@ -347,8 +347,9 @@ def test_an_analyst_holding_locks_on_the_pipelines_tables_does_not_block_runs(
     db: Conn, db_url: str, runner: Conn
 ) -> None:
     """Actor: pipeline_reader, in an open transaction holding ACCESS SHARE (all that SELECT
-    allows) on every relation it may read, and the old run lock: full and routine runs go
-    ahead (a full run takes the way that waits for no reader) and finish promptly."""
+    allows) on every relation it may read, the old run lock, and an ANALYZE of the start lock
+    (skipped: it is not the owner): full and routine runs go ahead (a full run takes the way
+    that waits for no reader) and finish promptly."""
     two_activity_journeys(db, 20)
     with connect(db_url, "pipeline_reader") as reader:
         reader.execute("SELECT pg_advisory_lock(%s)", (OLD_RUN_LOCK,))
