@@ -27,7 +27,7 @@ from tests.pipeline_helpers import (
 from tests.test_cli import assert_one_error_line, clean_env, cli, with_params
 
 OLD_RUN_LOCK = 4857394021  # the fixed advisory key runs used to keep each other out with
-RUN_LOCK_KEY1 = 485739402  # key1 of a run's own lock; key2 is its run_id (pipeline._run_lock_key)
+RUN_LOCK_KEY1 = 485739402  # key1 of a run's own lock (pipeline._run_lock_key)
 Conn = psycopg.Connection[dict[str, Any]]
 MOVE_ONE_OPERATION = (
     "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' WHERE id = 1"
@@ -99,39 +99,49 @@ def test_a_role_that_can_only_connect_cannot_stop_or_delay_the_pipeline(
     ]
 
 
-def test_a_run_blocked_by_a_lock_anyone_can_take_fails_loudly_and_the_next_run_goes_ahead(
+def run_lock_key(db: Conn, run_id: int) -> tuple[int, int]:
+    """A run's own lock key, which only the owner (here: a superuser) can compute."""
+    row = db.execute("SELECT key1, key2 FROM pipeline._run_lock_key(%s)", (run_id,)).fetchone()
+    assert row is not None
+    return int(row["key1"]), int(row["key2"])
+
+
+def test_no_role_can_take_a_runs_lock_before_it_begins_and_a_run_blocked_anyway_fails_loudly(
     db: Conn, db_url: str, nobody: Conn, runner: Conn, tmp_path: Path
 ) -> None:
-    """Actor: anyone who can connect. The one lock that can keep a run from starting is that
-    run's own, whose key holds its run_id: a role that guesses the next run_id and takes it
-    makes that one run fail, loudly, naming its session; the next run has another key. The
-    failures analysts see (current_failures) still show the data failures, beside the block."""
+    """Actor: anyone who can connect. The one lock that could keep a run from starting is that
+    run's own, whose key is derived from its run_id and a secret of the owner's: keys built
+    from the next run_ids block nothing. Should a role hold the real key anyway (here a
+    superuser hands it over), that one run fails, loudly, naming its session, and the next run
+    has another key. The failures analysts see still show the data failures, beside the block."""
     two_activity_journeys(db, 5)
     db.execute("UPDATE public.schedule SET slug = '7d-post-surgery' WHERE id = 2")  # a data failure
+    guessed = next_run_id(db)
+    for key2 in range(guessed, guessed + 50):
+        nobody.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_KEY1, key2))
     runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+    assert latest_run(runner)["status"] == "succeeded"
     [data_failure] = current_failures(db)
+
     squatted = next_run_id(db)
-    nobody.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_KEY1, squatted))
+    nobody.execute("SELECT pg_advisory_lock(%s, %s)", run_lock_key(db, squatted))
     pid = nobody.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
     role = nobody.execute("SELECT current_user AS r").fetchone()["r"]
-
     with pytest.raises(psycopg.errors.ExternalRoutineException, match="could not start: blocked") as caught:
         runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
     assert f"pid {pid} (role {role})" in str(caught.value)
     blocked = runs(db)[-1]
     assert blocked["run_id"] == squatted and blocked["status"] == "failed"
+    assert blocked["error_message"].startswith("blocked: ")
+    assert f"pid {pid} (role {role})" in blocked["error_message"]
     shown = [(f["stage"], f["schedule_slug"], f["error_message"][:8]) for f in current_failures(db)]
     assert sorted(shown) == [
         ("parse", "7d-post-surgery", data_failure["error_message"][:8]),
         ("run", None, "blocked:"),
     ]
-    assert (
-        blocked["error_message"].startswith("blocked: ")
-        and f"pid {pid} (role {role})" in blocked["error_message"]
-    )
 
     # run-now exits 1 and says why, in one line
-    nobody.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_KEY1, squatted + 1))
+    nobody.execute("SELECT pg_advisory_lock(%s, %s)", run_lock_key(db, squatted + 1))
     result = cli("run-now", env=clean_env(with_params(db_url, user="pipeline_runner")), cwd=tmp_path)
     line = assert_one_error_line(result, 1)
     assert "could not start: blocked:" in line and f"pid {pid} (role {role})" in line
@@ -286,8 +296,15 @@ def test_a_session_holding_the_old_run_lock_shared_runs_at_once_and_never_loops(
 def test_releasing_a_runs_lock_taken_by_hand_over_and_over_ends_with_a_clear_error(runner: Conn) -> None:
     """Actor: pipeline_runner taking its run's own lock 150 times by hand: the release that
     every run and every start does stops after 100 and says why, rather than looping."""
-    run_id = runner.execute("SELECT pipeline._begin_run('manual') AS r").fetchone()["r"]
-    runner.execute("SELECT pg_advisory_lock(%s, %s) FROM generate_series(1, 150)", (RUN_LOCK_KEY1, run_id))
+    runner.execute("SELECT pipeline._begin_run('manual')")
+    # its key is secret, but once the session holds the lock it sees the key in pg_locks
+    runner.execute(
+        "SELECT pg_advisory_lock(classid::bigint::integer, "
+        "  (objid::bigint - CASE WHEN objid::bigint >= 2147483648 THEN 4294967296 ELSE 0 END)::integer) "
+        "FROM pg_locks, generate_series(1, 150) "
+        "WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = %s::oid",
+        (RUN_LOCK_KEY1,),
+    )
     runner.execute("SET statement_timeout = '10s'")
     with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="more than 100 times"):
         runner.execute("CALL pipeline.run_patient_journey_pipeline()")

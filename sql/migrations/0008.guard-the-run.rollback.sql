@@ -2,7 +2,7 @@
 -- migrate re-creates its own (_record_skipped_run, _holds_run_lock, _require_run_lock, _fail_run).
 DROP FUNCTION IF EXISTS pipeline._fail_run(bigint, text);
 DROP FUNCTION IF EXISTS pipeline._require_run(bigint, text);
-DROP FUNCTION IF EXISTS pipeline._release_run_lock(bigint);
+DROP FUNCTION IF EXISTS pipeline._release_run_locks();
 DROP FUNCTION IF EXISTS pipeline._run_is_live(bigint, integer);
 DROP FUNCTION IF EXISTS pipeline._run_locks(bigint);
 DROP FUNCTION IF EXISTS pipeline._execution_lock_key(bigint);

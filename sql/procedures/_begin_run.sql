@@ -3,7 +3,9 @@
 --            crash), idle outside any run, or this very session are marked aborted; the run's
 --            own lock is taken for this session (held until the procedure releases it);
 --   skipped  another run is live (its session holds its run's lock and is inside a transaction);
---   failed   blocked: another session holds this run's lock (its pid and role are named).
+--   failed   blocked: another session holds this run's lock (its pid and role are named), which
+--            takes the owner's secret to know in advance (see _run_lock_key), or a session held
+--            run_lock for over 10 s (only the owner can).
 -- The decision is taken under an EXCLUSIVE lock on pipeline.run_lock, which only the owner can
 -- contend, so no role without rights on the pipeline can make runs skip or wait; a fixed-key
 -- advisory lock, which any role can take, plays no part. SECURITY DEFINER: the role running the
@@ -30,11 +32,7 @@ BEGIN
     END IF;
 
     -- Locks of this session's earlier runs that an error at a COMMIT left behind.
-    PERFORM pipeline._release_run_lock(l.objid::bigint)
-    FROM pg_catalog.pg_locks AS l
-    WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted AND l.objsubid = 2
-      AND l.classid = (SELECT k.key1 FROM pipeline._run_lock_key(0) AS k)::bigint::oid
-      AND l.mode = 'ExclusiveLock';
+    PERFORM pipeline._release_run_locks();
 
     -- Only other runs' starts hold it, for a moment; a longer wait is reported, not waited out.
     PERFORM set_config('lock_timeout', '10s', true);
@@ -91,8 +89,7 @@ BEGIN
     FROM pipeline._run_locks(v_run_id) AS l;
     IF v_blockers IS NOT NULL OR NOT pg_try_advisory_lock(v_key.key1, v_key.key2) THEN
         PERFORM pipeline._block_run(v_run_id,
-            format('blocked: %s held this run''s lock (advisory lock %s, %s) before it began',
-                   coalesce(v_blockers, 'a session'), v_key.key1, v_key.key2));
+            format('blocked: %s held this run''s lock before it began', coalesce(v_blockers, 'a session')));
         RETURN v_run_id;
     END IF;
     RETURN v_run_id;

@@ -6,7 +6,7 @@ LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 485739403, ('x' || substr(md5(s.secret || ':' || p_run_id::text), 1, 8))::bit(32)::integer
+    SELECT 485739403, ('x' || substr(md5(s.secret || ':execution:' || p_run_id::text), 1, 8))::bit(32)::integer
     FROM pipeline.run_secret AS s
 $$;
 

@@ -47,7 +47,7 @@ BEGIN
         END;
     END;
     COMMIT;
-    PERFORM pipeline._release_run_lock(v_run_id);
+    PERFORM pipeline._release_run_locks();
 
     IF v_status OPERATOR(pg_catalog.=) 'unrecorded' THEN
         RAISE EXCEPTION 'pipeline run % failed while recording its outcome: % (SQLSTATE %)',
