@@ -170,12 +170,13 @@ def test_the_runner_reaches_the_owners_rights_only_through_the_procedure(
     with connect(install.url, "pipeline_runner") as runner:
         runner.execute("CALL pipeline.run_patient_journey_pipeline()")
         [run] = runner.execute("SELECT run_id FROM pipeline.pipeline_runs").fetchall()
-        # The steps that run with the owner's rights refuse a call from outside the procedure:
-        # without its lock, _begin_run would mark a live run aborted, _execute_run run twice.
-        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
-            runner.execute("SELECT pipeline._begin_run('forged')")
+        # The steps that run with the owner's rights work only on a running run that this
+        # session began, under that run's own lock: a finished run cannot be run again or failed.
+        # (_begin_run by hand starts a real run: tests/test_run_guard.py.)
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
             runner.execute("SELECT pipeline._execute_run(%s, true)", (run["run_id"],))
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            runner.execute("SELECT pipeline._fail_run(%s, 'XX000')", (run["run_id"],))
     # ...and the other routines run with the caller's rights, which do not reach the tables.
     with (
         connect(install.url, "pipeline_runner") as runner,
@@ -195,7 +196,7 @@ READER_REFUSED = [
     "SELECT * FROM pipeline.change_queue",
     "SELECT * FROM pipeline.settings",
     "SELECT * FROM public.patient_journey",
-    "SELECT pipeline._record_skipped_run('forged')",
+    "SELECT pipeline._begin_run('forged')",
 ]
 
 
@@ -591,7 +592,6 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
         "pipeline._begin_run(text)",
         "pipeline._execute_run(bigint,boolean)",
         "pipeline._fail_run(bigint,text)",
-        "pipeline._record_skipped_run(text)",
         "pipeline._capture_changes()",
     }
     assert not any(r["public_execute"] for r in definers.values())
@@ -599,7 +599,6 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
         "pipeline._begin_run(text)",
         "pipeline._execute_run(bigint,boolean)",
         "pipeline._fail_run(bigint,text)",
-        "pipeline._record_skipped_run(text)",
     ]
 
 

@@ -5,7 +5,8 @@
 -- row (disk full, a failing trigger), the run is still recorded as failed, saying so.
 -- SECURITY DEFINER: the work runs with the owner's rights (every routine it calls pins
 -- search_path too), so the role running the pipeline needs no rights on its tables or on the
--- source tables. It works only on a run this session began under the lock.
+-- source tables. It works only on a running run that this session began (_require_run), and
+-- refuses to start while the session has temporary objects of the run's names.
 -- The SET clauses pin, for every step it calls, the settings a run's meaning depends on, so
 -- that neither the caller's session nor its role's defaults choose what a run computes: how
 -- literals and dates are read and written as text (failure messages, dynamic SQL), how NULLs
@@ -44,15 +45,20 @@ DECLARE
     ex_log_sqlstate text;
     ex_log_message text;
     v_logged integer := 0;
+    v_execution record;
 BEGIN
-    PERFORM pipeline._require_run_lock('_execute_run');
-    IF NOT EXISTS (SELECT FROM pipeline.pipeline_runs AS r
-                   WHERE r.run_id = p_run_id AND r.status = 'running' AND r.backend_pid = pg_backend_pid()) THEN
-        RAISE EXCEPTION 'pipeline._execute_run works only on a run this session began under the pipeline''s lock'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
+    PERFORM pipeline._require_run(p_run_id, '_execute_run');
+    -- Held until the outcome is recorded: should this function fail before that, the lock
+    -- outlives the error (a session lock) and lets _fail_run record the run as failed; a caller
+    -- cannot take it by hand first, for only the owner can compute its key.
+    SELECT * INTO v_execution FROM pipeline._execution_lock_key(p_run_id);
+    IF NOT pg_try_advisory_lock(v_execution.key1, v_execution.key2) THEN
+        RAISE EXCEPTION 'another session holds the execution lock of pipeline run %', p_run_id
+            USING ERRCODE = 'lock_not_available',
                   HINT = 'CALL pipeline.run_patient_journey_pipeline();';
     END IF;
     BEGIN
+        PERFORM pipeline._refuse_temp_objects();
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
         PERFORM pipeline._check_source_tables();
         v_mode := pipeline._drain_changes(p_full);
@@ -83,6 +89,7 @@ BEGIN
             rows_held_back = v_held_back + v_written.rows_failed,
             failures = (SELECT count(*) FROM pipeline.pipeline_failures AS f WHERE f.run_id = p_run_id)
         WHERE r.run_id = p_run_id;
+        PERFORM pg_advisory_unlock(v_execution.key1, v_execution.key2);
         RETURN 'succeeded';
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         -- query_canceled too: a statement_timeout must still leave a failed run behind.
@@ -111,6 +118,7 @@ BEGIN
                                             ex_log_message, ex_log_sqlstate)
                                 ELSE '' END
     WHERE r.run_id = p_run_id;
+    PERFORM pg_advisory_unlock(v_execution.key1, v_execution.key2);
     RETURN 'failed';
 END;
 $$;

@@ -20,8 +20,7 @@ BEGIN
     IF granted THEN
         GRANT USAGE ON SCHEMA pipeline TO pipeline_runner;
         GRANT EXECUTE ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) TO pipeline_runner;
-        GRANT EXECUTE ON FUNCTION pipeline._record_skipped_run(text), pipeline._begin_run(text),
-                                  pipeline._execute_run(bigint, boolean),
+        GRANT EXECUTE ON FUNCTION pipeline._begin_run(text), pipeline._execute_run(bigint, boolean),
                                   pipeline._fail_run(bigint, text) TO pipeline_runner;
         GRANT SELECT ON pipeline.pipeline_runs TO pipeline_runner;
         IF to_regclass('pipeline._yoyo_migration') IS NOT NULL THEN

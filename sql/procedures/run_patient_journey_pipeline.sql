@@ -8,39 +8,33 @@ CREATE OR REPLACE PROCEDURE pipeline.run_patient_journey_pipeline(p_trigger text
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    -- Session-level, so it survives the COMMITs below and dies with a killed backend.
-    v_lock_key constant bigint := 4857394021;  -- also in pipeline._holds_run_lock()
-    v_run_id bigint;
+    v_run_id pg_catalog.int8;
     v_status pg_catalog.text;
     v_run record;
     ex_sqlstate pg_catalog.text;
     ex_message pg_catalog.text;
 BEGIN
-    -- Fails at once inside a transaction block, before the lock below could leak there.
+    -- Fails at once inside a transaction block, before the run's lock could be taken there.
     COMMIT;
     PERFORM pipeline._check_run_session();  -- a standby, a read-only default, an absurd timeout: refuse, saying why
-    -- Should an earlier call in this session have failed to release the lock (an error at one
-    -- of its COMMITs), release it now: the lock counts holds, and one kept would keep every
-    -- other run out for as long as this session lives.
-    WHILE pipeline._holds_run_lock() LOOP
-        PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
-    END LOOP;
-    IF NOT pg_catalog.pg_try_advisory_lock(v_lock_key) THEN
-        v_run_id := pipeline._record_skipped_run(p_trigger);
-        COMMIT;
-        RAISE NOTICE 'pipeline run % skipped: another run holds the pipeline', v_run_id;
+    -- Records the run as running (and takes its own session-level lock, which survives the
+    -- COMMITs below and dies with a killed backend), skipped, or failed when it is blocked.
+    v_run_id := pipeline._begin_run(p_trigger);
+    COMMIT;  -- the running row must be visible while the work goes on
+    SELECT r.status, r.error_message INTO v_run
+    FROM pipeline.pipeline_runs AS r WHERE r.run_id OPERATOR(pg_catalog.=) v_run_id;
+    IF v_run.status OPERATOR(pg_catalog.=) 'skipped' THEN
+        RAISE NOTICE 'pipeline run % skipped: %', v_run_id, v_run.error_message;
         RETURN;
+    ELSIF v_run.status OPERATOR(pg_catalog.<>) 'running' THEN
+        -- Raised after the COMMIT, so the blocked run stays recorded while pg_cron and the CLI see an error.
+        RAISE EXCEPTION 'pipeline run % could not start: %', v_run_id, v_run.error_message
+            USING ERRCODE = 'external_routine_exception',
+                  HINT = 'End the session named (SELECT pg_terminate_backend(pid)), then run again.';
     END IF;
 
-    -- The session lock outlives an error in this session (psql keeps it open), so from here on
-    -- every way out releases it. (A block with a handler cannot COMMIT: hence two blocks.)
-    BEGIN
-        v_run_id := pipeline._begin_run(p_trigger);
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
-        RAISE;
-    END;
-    COMMIT;  -- the running row must be visible while the work goes on
+    -- From here on every way out releases the run's lock: it outlives an error in this session
+    -- (psql keeps it open). A block with a handler cannot COMMIT, hence the block, then COMMIT.
     BEGIN
         v_status := pipeline._execute_run(v_run_id, coalesce(p_full, false));
     EXCEPTION WHEN OTHERS OR query_canceled THEN
@@ -48,15 +42,13 @@ BEGIN
         GET STACKED DIAGNOSTICS ex_sqlstate = RETURNED_SQLSTATE, ex_message = MESSAGE_TEXT;
         v_status := 'unrecorded';
         BEGIN
-            PERFORM pipeline._fail_run(v_run_id,
-                pg_catalog.format('the run broke while recording its outcome: %s (SQLSTATE %s)',
-                                  ex_message, ex_sqlstate));
+            PERFORM pipeline._fail_run(v_run_id, ex_sqlstate);
         EXCEPTION WHEN OTHERS OR query_canceled THEN
             NULL;  -- the row stays running; the next run marks it aborted
         END;
     END;
     COMMIT;
-    PERFORM pg_catalog.pg_advisory_unlock(v_lock_key);
+    PERFORM pipeline._release_run_locks();
 
     IF v_status OPERATOR(pg_catalog.=) 'unrecorded' THEN
         RAISE EXCEPTION 'pipeline run % failed while recording its outcome: % (SQLSTATE %)',
@@ -79,7 +71,8 @@ $$;
 COMMENT ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) IS
     'One run: parse slugs, match milestones, upsert patient_journey_schedule_window, log failures and the run. '
     'Recomputes only what the change queue names unless p_full. '
-    'CALL it outside a transaction block; a concurrent call records itself as skipped.';
+    'CALL it outside a transaction block; a call while another run is live records itself as skipped, one that '
+    'is blocked records itself as failed and raises an error.';
 
 -- Running the pipeline is granted (pipeline.grant_access() grants it to pipeline_runner), not public.
 REVOKE ALL ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) FROM PUBLIC;
