@@ -154,6 +154,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     print(f"migrations applied: {applied}; routines (re)created: {result.routines}")
     for table, problem in result.unwatched:
         print(f"warning: change capture does not watch {table}: {problem}; runs will be full runs")
+    for table, note in result.capture_notes:
+        print(f"note: change capture on {table}: {note}")
     for table in result.unreadable:
         print(
             f"warning: {result.role} may not read {table}: runs fail until a DBA runs "

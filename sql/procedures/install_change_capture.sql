@@ -1,71 +1,71 @@
--- (Re)create the change-capture triggers on every watched table that exists; returns the
--- tables it could not watch (missing, or no TRIGGER privilege). Safe to repeat.
--- A trigger with transition tables may fire on one event only, hence one trigger per event.
+-- (Re)create the change-capture triggers on every watched table that exists; returns what
+-- stands in change capture's way. Safe to repeat: a trigger already as migrate installs it is
+-- left alone (re-creating it would write a new catalog row version and so cost a full run).
+-- A trigger with transition tables may fire on one event only, hence one trigger per event;
+-- the row-level pipeline_capture_replica serves writes in session_replication_role = replica
+-- (the logical replication apply worker fires no statement-level trigger).
+-- full_runs: true when the problem makes every run full until it is fixed; false for a note
+-- (without the tables' owner's ALTER TABLE, replica-mode writes go uncaptured).
 CREATE OR REPLACE FUNCTION pipeline.install_change_capture()
-RETURNS TABLE (table_name text, problem text)
+RETURNS TABLE (table_name text, problem text, full_runs boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_watch record;
+    v_trigger record;
     v_target regclass;
+    v_unprivileged text[] := ARRAY[]::text[];
 BEGIN
     FOR v_watch IN SELECT * FROM pipeline._change_capture_tables() LOOP
         v_target := to_regclass(v_watch.table_name);
-        table_name := v_watch.table_name;
-        IF v_target IS NULL THEN
-            problem := 'table does not exist; runs stay full until it does and migrate runs again';
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
+        CONTINUE WHEN v_target IS NULL;  -- reported below
         BEGIN
-            EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_truncate AFTER TRUNCATE ON %s '
-                           'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._capture_changes(%L)',
-                           v_target, 'full');
-            IF v_watch.kind = 'full' THEN
-                EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_changes '
-                               'AFTER INSERT OR UPDATE OR DELETE ON %s '
-                               'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._capture_changes(%L)',
-                               v_target, 'full');
-            ELSE
-                EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_insert AFTER INSERT ON %s '
-                               'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
-                               'EXECUTE FUNCTION pipeline._capture_changes(%L, %L)',
-                               v_target, v_watch.kind, v_watch.key_column);
-                EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_update AFTER UPDATE ON %s '
-                               'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
-                               'EXECUTE FUNCTION pipeline._capture_changes(%L, %L)',
-                               v_target, v_watch.kind, v_watch.key_column);
-                EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_delete AFTER DELETE ON %s '
-                               'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
-                               'EXECUTE FUNCTION pipeline._capture_changes(%L, %L)',
-                               v_target, v_watch.kind, v_watch.key_column);
-            END IF;
+            FOR v_trigger IN SELECT * FROM pipeline._capture_triggers() AS t
+                             WHERE t.table_name = v_watch.table_name LOOP
+                IF NOT (v_trigger.found AND v_trigger.as_installed
+                        AND (v_trigger.enabled IN ('O', 'A')
+                             OR (v_trigger.purpose = 'replica' AND v_trigger.enabled = 'R'))) THEN
+                    EXECUTE format(v_trigger.ddl, v_target);
+                END IF;
+            END LOOP;
         EXCEPTION WHEN insufficient_privilege THEN
+            v_unprivileged := v_unprivileged || v_watch.table_name;
+            table_name := v_watch.table_name;
             problem := format('no right to create triggers: GRANT TRIGGER ON %s TO %I', v_target, current_user);
+            full_runs := true;
             RETURN NEXT;
             CONTINUE;
         END;
-        -- Fire also for writers in session_replication_role = replica (logical replication,
-        -- pg_restore --disable-triggers); that needs the table's owner.
-        BEGIN
-            EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_truncate', v_target);
-            IF v_watch.kind = 'full' THEN
-                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_changes', v_target);
-            ELSE
-                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_insert', v_target);
-                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_update', v_target);
-                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_delete', v_target);
-            END IF;
-        EXCEPTION WHEN insufficient_privilege THEN
-            problem := format('not its owner, so changes made under session_replication_role = replica '
-                              'are not captured: the owner can run ALTER TABLE %s ENABLE ALWAYS TRIGGER ...',
-                              v_target);
-            RETURN NEXT;
-        END;
+        -- Fire also for writers in session_replication_role = replica; that needs the table's owner.
+        IF NOT pipeline._replica_writes_captured(v_watch.table_name) THEN
+            BEGIN
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_truncate, '
+                               'ENABLE REPLICA TRIGGER pipeline_capture_replica', v_target);
+            EXCEPTION WHEN insufficient_privilege THEN
+                NULL;  -- a note below, or a problem where a subscription replicates into it
+            END;
+        END IF;
     END LOOP;
+
+    RETURN QUERY
+    SELECT p.table_name, p.problem, true
+    FROM pipeline._change_capture_problems() AS p
+    WHERE p.table_name <> ALL (v_unprivileged)
+    UNION ALL
+    SELECT w.table_name,
+           format('not its owner, so writes made in session_replication_role = replica (logical replication, '
+                  'replica-mode sessions) are not captured: its owner can run ALTER TABLE %s ENABLE ALWAYS '
+                  'TRIGGER pipeline_capture_truncate, ENABLE REPLICA TRIGGER pipeline_capture_replica', w.table_name),
+           false
+    FROM pipeline._change_capture_tables() AS w
+    WHERE to_regclass(w.table_name) IS NOT NULL
+      AND w.table_name <> ALL (v_unprivileged)
+      AND NOT pipeline._replica_writes_captured(w.table_name)
+      AND NOT EXISTS (SELECT FROM pg_subscription_rel AS sr WHERE sr.srrelid = to_regclass(w.table_name));
 END;
 $$;
 
 COMMENT ON FUNCTION pipeline.install_change_capture() IS
-    'Creates the triggers that queue source changes for incremental runs; lists the tables it could not watch. Run by migrate.';
+    'Creates the triggers that queue source changes for incremental runs; lists what stands in their way '
+    '(full_runs: every run is full until fixed). Run by migrate.';
