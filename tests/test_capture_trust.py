@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from pytools.config import parse_url
 from pytools.migrations import MigrateResult, migrate
 from pytools.sql_files import sample_file
-from tests.pipeline_helpers import insert, one_journey, run, windows
+from tests.pipeline_helpers import one_journey, run, windows
 from tests.test_cli import with_params
 from tests.test_privileges import SOURCE_TABLES, connect, grant_owner
 
@@ -215,7 +215,8 @@ def test_rows_copied_in_and_merged_are_captured(db) -> None:
     db.execute(
         "MERGE INTO public.patient_journey AS t USING (VALUES (2, '2026-04-02'::date), (3, '2026-04-03')) "
         "AS v (id, day) ON t.id = v.id WHEN MATCHED THEN UPDATE SET operation_date = v.day "
-        "WHEN NOT MATCHED THEN INSERT (id, patient_id, journey_id, operation_date) VALUES (v.id, 503, 1, v.day)"
+        "WHEN NOT MATCHED THEN INSERT (id, patient_id, journey_id, operation_date) "
+        "VALUES (v.id, 503, 1, v.day)"
     )
     result = run(db)
     assert (result["mode"], result["rows_inserted"], result["rows_updated"]) == ("incremental", 1, 1)
