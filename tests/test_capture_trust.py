@@ -177,21 +177,19 @@ def test_a_column_rewritten_by_ddl_forces_a_full_run(db, owner) -> None:
     assert run(db)["mode"] == "noop"
 
 
-def test_readiness_means_the_same_with_standard_conforming_strings_off(db) -> None:
+def test_readiness_means_the_same_with_standard_conforming_strings_off(install, db) -> None:
     """A trigger missing and a look-alike named pipelineXcaptureXupdate in its place: no
     setting may turn the check's exact names into a pattern that the look-alike matches."""
     one_journey(db)
     run(db)
 
     def ready(setting: str) -> bool:
-        db.execute(f"SET standard_conforming_strings = {setting}")
-        db.execute("SET ROLE pipeline_owner")  # as in a run, which has the owner's rights
-        try:
-            row = db.execute("SELECT pipeline._change_capture_ready() AS ok").fetchone()
-        finally:
-            db.execute("RESET ROLE")
-            db.execute("RESET standard_conforming_strings")
-        return bool(row and row["ok"])
+        # A session of its own: PL/pgSQL keeps a statement's plan, literals read, per session.
+        options = f"-c standard_conforming_strings={setting}"
+        with psycopg.connect(install.url, autocommit=True, options=options) as conn:
+            conn.execute("SET ROLE pipeline_owner")  # as in a run, which has the owner's rights
+            row = conn.execute("SELECT pipeline._change_capture_ready()").fetchone()
+        return bool(row and row[0])
 
     assert ready("on") and ready("off")
     db.execute("DROP TRIGGER pipeline_capture_update ON public.patient_journey")

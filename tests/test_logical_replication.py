@@ -98,9 +98,12 @@ class Replication:
             time.sleep(0.2)
 
     def close(self) -> None:
-        self.subscriber.execute(f"ALTER SUBSCRIPTION journeys_{self.slot} DISABLE")
-        self.subscriber.execute(f"ALTER SUBSCRIPTION journeys_{self.slot} SET (slot_name = NONE)")
-        self.subscriber.execute(f"DROP SUBSCRIPTION journeys_{self.slot}")
+        name = f"journeys_{self.slot}"
+        if self.subscriber.execute("SELECT FROM pg_subscription WHERE subname = %s", (name,)).fetchone():
+            # Detached from its slot first: dropping the slot would wait on this very server.
+            self.subscriber.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
+            self.subscriber.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
+            self.subscriber.execute(f"DROP SUBSCRIPTION {name}")
         self.publisher.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
         self.publisher.close()
         self.subscriber.close()
