@@ -100,11 +100,10 @@ class Replication:
     def close(self) -> None:
         name = f"journeys_{self.slot}"
         if self.subscriber.execute("SELECT FROM pg_subscription WHERE subname = %s", (name,)).fetchone():
-            # Detached from its slot first: dropping the slot would wait on this very server.
+            # Its slot stays (the walsender lets go of it later); the cluster goes with the module.
             self.subscriber.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
             self.subscriber.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
             self.subscriber.execute(f"DROP SUBSCRIPTION {name}")
-        self.publisher.execute("SELECT pg_drop_replication_slot(%s)", (self.slot,))
         self.publisher.close()
         self.subscriber.close()
 
