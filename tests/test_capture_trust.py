@@ -266,3 +266,13 @@ def test_the_safety_net_counts_from_the_last_full_run_even_once_its_row_is_purge
 def test_full_run_every_refuses_values_outside_an_hour_to_a_year(db, value) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
         db.execute("UPDATE pipeline.settings SET full_run_every = %s::interval", (value,))
+
+
+def test_migrate_run_again_leaves_the_triggers_alone_so_routine_runs_stay_routine(install, db) -> None:
+    one_journey(db)
+    run(db)
+    assert migrate(with_params(install.url, user="pipeline_owner")).unwatched == []
+    assert migrate(install.url).unwatched == []  # a superuser may enable them REPLICA: that is a change
+    assert run(db)["mode"] == "full"
+    assert migrate(install.url).unwatched == []
+    assert run(db)["mode"] == "noop"
