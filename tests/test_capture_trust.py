@@ -75,6 +75,9 @@ def test_migrate_as_pipeline_owner_notes_what_only_the_tables_owner_can_enable(i
     notes = dict(install.migrated.capture_notes)
     assert set(notes) == {f"public.{t}" for t in SOURCE_TABLES}
     assert "ENABLE REPLICA TRIGGER pipeline_capture_replica" in notes["public.patient_journey"]
+    with psycopg.connect(install.url, autocommit=True) as conn:
+        triggers = conn.execute("SELECT found AND as_installed FROM pipeline._capture_triggers()").fetchall()
+    assert len(triggers) == 5 * 5 + 2 * 3 and all(ok for (ok,) in triggers)
 
 
 def test_a_trigger_the_tables_owner_disabled_and_enabled_again_forces_one_full_run(db, owner) -> None:

@@ -23,11 +23,43 @@ BEGIN
         BEGIN
             FOR v_trigger IN SELECT * FROM pipeline._capture_triggers() AS t
                              WHERE t.table_name = v_watch.table_name LOOP
-                IF NOT (v_trigger.found AND v_trigger.as_installed
-                        AND (v_trigger.enabled IN ('O', 'A')
-                             OR (v_trigger.purpose = 'replica' AND v_trigger.enabled = 'R'))) THEN
-                    EXECUTE format(v_trigger.ddl, v_target);
-                END IF;
+                CONTINUE WHEN v_trigger.found AND v_trigger.as_installed
+                              AND (v_trigger.enabled IN ('O', 'A')
+                                   OR (v_trigger.purpose = 'replica' AND v_trigger.enabled = 'R'));
+                CASE v_trigger.trigger_name
+                WHEN 'pipeline_capture_truncate' THEN
+                    EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_truncate AFTER TRUNCATE ON %s '
+                                   'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._capture_changes(%L)',
+                                   v_target, 'full');
+                WHEN 'pipeline_capture_replica' THEN
+                    EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_replica '
+                                   'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                                   'WHEN (pg_catalog.current_setting(%L) = %L) '
+                                   'EXECUTE FUNCTION pipeline._capture_row_change(%s)',
+                                   v_target, 'session_replication_role', 'replica',
+                                   CASE WHEN v_watch.kind = 'full' THEN quote_literal('full')
+                                        ELSE quote_literal(v_watch.kind) || ', ' || quote_literal(v_watch.key_column) END);
+                WHEN 'pipeline_capture_changes' THEN
+                    EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_changes '
+                                   'AFTER INSERT OR UPDATE OR DELETE ON %s '
+                                   'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._capture_changes(%L)',
+                                   v_target, 'full');
+                WHEN 'pipeline_capture_insert' THEN
+                    EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_insert AFTER INSERT ON %s '
+                                   'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
+                                   'EXECUTE FUNCTION pipeline._capture_changes(%L, %L)',
+                                   v_target, v_watch.kind, v_watch.key_column);
+                WHEN 'pipeline_capture_update' THEN
+                    EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_update AFTER UPDATE ON %s '
+                                   'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT '
+                                   'EXECUTE FUNCTION pipeline._capture_changes(%L, %L)',
+                                   v_target, v_watch.kind, v_watch.key_column);
+                WHEN 'pipeline_capture_delete' THEN
+                    EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_delete AFTER DELETE ON %s '
+                                   'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
+                                   'EXECUTE FUNCTION pipeline._capture_changes(%L, %L)',
+                                   v_target, v_watch.kind, v_watch.key_column);
+                END CASE;
             END LOOP;
         EXCEPTION WHEN insufficient_privilege THEN
             v_unprivileged := v_unprivileged || v_watch.table_name;
