@@ -1,5 +1,5 @@
--- Why the change queue may lack changes, per watched table: it is missing; a capture trigger is
--- missing, disabled, or not the one migrate installs (same name, other function, events, level,
+-- Why the change queue may lack changes, per watched table: it is missing; a statement-level
+-- capture trigger is missing, disabled, or not the one migrate installs (same name, other function, events, level,
 -- timing, arguments or transition tables); or a subscription replicates into it while the
 -- apply worker fires no capture trigger there (it fires row-level triggers enabled REPLICA or
 -- ALWAYS, and TRUNCATE triggers enabled ALWAYS, never the statement-level ones ordinary writes
@@ -24,8 +24,8 @@ BEGIN
                 ELSE format('trigger %s is disabled (migrate enables it again)', t.trigger_name) END
     FROM pipeline._capture_triggers() AS t
     WHERE to_regclass(t.table_name) IS NOT NULL
-      AND NOT (t.found AND t.as_installed
-               AND (t.enabled IN ('O', 'A') OR (t.purpose = 'replica' AND t.enabled = 'R')))
+      AND t.purpose <> 'replica'  -- it matters only where a subscription replicates: below
+      AND NOT (t.found AND t.as_installed AND t.enabled IN ('O', 'A'))
     UNION ALL
     SELECT w.table_name,
            format('a subscription replicates into it, and the apply worker fires no capture trigger there: '

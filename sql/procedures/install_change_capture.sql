@@ -1,11 +1,14 @@
 -- (Re)create the change-capture triggers on every watched table that exists; returns what
 -- stands in change capture's way. Safe to repeat: a trigger already as migrate installs it is
 -- left alone (re-creating it would write a new catalog row version and so cost a full run).
--- A trigger with transition tables may fire on one event only, hence one trigger per event;
--- the row-level pipeline_capture_replica serves writes in session_replication_role = replica
--- (the logical replication apply worker fires no statement-level trigger).
--- full_runs: true when the problem makes every run full until it is fixed; false for a note
--- (without the tables' owner's ALTER TABLE, replica-mode writes go uncaptured).
+-- A trigger with transition tables may fire on one event only, hence one trigger per event.
+-- Writes made in session_replication_role = replica (the logical replication apply worker,
+-- which fires no statement-level trigger but TRUNCATE ones) need the row-level
+-- pipeline_capture_replica enabled REPLICA and pipeline_capture_truncate enabled ALWAYS, which
+-- only the table's owner can do. Not the owner, migrate creates the row-level trigger only on
+-- a table a subscription replicates into (there, left enabled 'O', its WHEN clause keeps it
+-- idle until the owner enables it REPLICA; elsewhere it would only cost every row written).
+-- full_runs: true when the problem makes every run full until it is fixed; false for a note.
 CREATE OR REPLACE FUNCTION pipeline.install_change_capture()
 RETURNS TABLE (table_name text, problem text, full_runs boolean)
 LANGUAGE plpgsql
@@ -15,11 +18,13 @@ DECLARE
     v_watch record;
     v_trigger record;
     v_target regclass;
+    v_owner boolean;
     v_unprivileged text[] := ARRAY[]::text[];
 BEGIN
     FOR v_watch IN SELECT * FROM pipeline._change_capture_tables() LOOP
         v_target := to_regclass(v_watch.table_name);
         CONTINUE WHEN v_target IS NULL;  -- reported below
+        v_owner := pg_has_role((SELECT c.relowner FROM pg_class AS c WHERE c.oid = v_target), 'USAGE');
         BEGIN
             FOR v_trigger IN SELECT * FROM pipeline._capture_triggers() AS t
                              WHERE t.table_name = v_watch.table_name LOOP
@@ -32,6 +37,8 @@ BEGIN
                                    'FOR EACH STATEMENT EXECUTE FUNCTION pipeline._capture_changes(%L)',
                                    v_target, 'full');
                 WHEN 'pipeline_capture_replica' THEN
+                    CONTINUE WHEN NOT v_owner
+                                  AND NOT EXISTS (SELECT FROM pg_subscription_rel AS sr WHERE sr.srrelid = v_target);
                     EXECUTE format('CREATE OR REPLACE TRIGGER pipeline_capture_replica '
                                    'AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
                                    'WHEN (pg_catalog.current_setting(%L) = %L) '
@@ -61,23 +68,17 @@ BEGIN
                                    v_target, v_watch.kind, v_watch.key_column);
                 END CASE;
             END LOOP;
+            IF v_owner AND NOT pipeline._replica_writes_captured(v_watch.table_name) THEN
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_truncate, '
+                               'ENABLE REPLICA TRIGGER pipeline_capture_replica', v_target);
+            END IF;
         EXCEPTION WHEN insufficient_privilege THEN
             v_unprivileged := v_unprivileged || v_watch.table_name;
             table_name := v_watch.table_name;
             problem := format('no right to create triggers: GRANT TRIGGER ON %s TO %I', v_target, current_user);
             full_runs := true;
             RETURN NEXT;
-            CONTINUE;
         END;
-        -- Fire also for writers in session_replication_role = replica; that needs the table's owner.
-        IF NOT pipeline._replica_writes_captured(v_watch.table_name) THEN
-            BEGIN
-                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pipeline_capture_truncate, '
-                               'ENABLE REPLICA TRIGGER pipeline_capture_replica', v_target);
-            EXCEPTION WHEN insufficient_privilege THEN
-                NULL;  -- a note below, or a problem where a subscription replicates into it
-            END;
-        END IF;
     END LOOP;
 
     RETURN QUERY
@@ -86,9 +87,9 @@ BEGIN
     WHERE p.table_name <> ALL (v_unprivileged)
     UNION ALL
     SELECT w.table_name,
-           format('not its owner, so writes made in session_replication_role = replica (logical replication, '
-                  'replica-mode sessions) are not captured: its owner can run ALTER TABLE %s ENABLE ALWAYS '
-                  'TRIGGER pipeline_capture_truncate, ENABLE REPLICA TRIGGER pipeline_capture_replica', w.table_name),
+           format('%I does not own it, so writes made in session_replication_role = replica (a superuser''s '
+                  'replica-mode session) are not captured, and while a subscription replicates into it every run '
+                  'is full (migrate then names the ALTER TABLE its owner can run)', current_user),
            false
     FROM pipeline._change_capture_tables() AS w
     WHERE to_regclass(w.table_name) IS NOT NULL
