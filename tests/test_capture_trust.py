@@ -286,3 +286,38 @@ def test_migrate_run_again_leaves_the_triggers_alone_so_routine_runs_stay_routin
     assert run(db)["mode"] == "full"
     assert migrate(install.url).unwatched == []
     assert run(db)["mode"] == "noop"
+
+
+WRITER = "pjp_app_writer"
+
+
+def test_the_application_writer_cannot_switch_change_capture_off(install, db) -> None:
+    """The application writer (INSERT, UPDATE, DELETE on the source tables): make a change go
+    unnoticed. It may neither disable a capture trigger nor write in replica mode, and a
+    change made through every kind of DML statement it may run is captured."""
+    db.execute(f"DO $$ BEGIN CREATE ROLE {WRITER} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
+    db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {WRITER}")
+    one_journey(db)
+    run(db)
+    with connect(install.url, WRITER) as writer:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            writer.execute("ALTER TABLE public.patient_journey DISABLE TRIGGER pipeline_capture_update")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            writer.execute("SET session_replication_role = replica")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            writer.execute("TRUNCATE public.survey_result")
+        with writer.transaction():  # a writable CTE, several statements in one transaction
+            writer.execute(
+                "WITH moved AS (UPDATE public.patient_journey SET operation_date = '2026-08-01' "
+                "WHERE id = 1 RETURNING id) "
+                "INSERT INTO public.survey_result (id, patient_journey_id, activity_id) "
+                "SELECT 1, id, 10 FROM moved"
+            )
+            writer.execute(
+                "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+                "VALUES (2, 502, 1, '2026-08-02') ON CONFLICT DO NOTHING"
+            )
+    result = run(db)
+    assert (result["mode"], result["rows_inserted"], result["rows_updated"]) == ("incremental", 1, 1)
+    assert milestone(db) == "2026-08-01"
