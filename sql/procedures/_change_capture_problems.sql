@@ -1,9 +1,10 @@
 -- Why the change queue may lack changes, per watched table: it is missing; a statement-level
--- capture trigger is missing, disabled, or not the one migrate installs (same name, other function, events, level,
--- timing, arguments or transition tables); or a subscription replicates into it while the
--- apply worker fires no capture trigger there (it fires row-level triggers enabled REPLICA or
--- ALWAYS, and TRUNCATE triggers enabled ALWAYS, never the statement-level ones ordinary writes
--- fire). Any row here makes every run full; migrate lists them.
+-- capture trigger is missing, disabled, or not the one migrate installs (same name, other
+-- function, events, level, timing, arguments or transition tables); or a subscription
+-- replicates into it while the apply worker fires no capture trigger there (it fires row-level
+-- triggers enabled REPLICA or ALWAYS, and TRUNCATE triggers enabled ALWAYS, never the
+-- statement-level ones ordinary writes fire). Any row here makes every run full; migrate
+-- lists them.
 CREATE OR REPLACE FUNCTION pipeline._change_capture_problems()
 RETURNS TABLE (table_name text, problem text)
 LANGUAGE plpgsql
