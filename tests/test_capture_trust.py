@@ -288,7 +288,7 @@ def test_migrate_run_again_leaves_the_triggers_alone_so_routine_runs_stay_routin
     assert run(db)["mode"] == "noop"
 
 
-WRITER = "pjp_app_writer"
+WRITER = "pjp_capture_writer"
 
 
 def test_the_application_writer_cannot_switch_change_capture_off(install, db) -> None:
