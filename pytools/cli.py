@@ -154,8 +154,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     print(f"migrations applied: {applied}; routines (re)created: {result.routines}")
     for table, problem in result.unwatched:
         print(f"warning: change capture does not watch {table}: {problem}; runs will be full runs")
+    notes: dict[str, list[str]] = {}  # the same note for several tables: said once
     for table, note in result.capture_notes:
-        print(f"note: change capture on {table}: {note}")
+        notes.setdefault(note, []).append(table)
+    for note, tables in notes.items():
+        print(f"note: change capture on {', '.join(tables)}: {note}")
     for table in result.unreadable:
         print(
             f"warning: {result.role} may not read {table}: runs fail until a DBA runs "

@@ -21,7 +21,7 @@ from pytools.config import parse_url
 from pytools.migrations import MigrateResult, migrate
 from pytools.sql_files import sample_file
 from tests.pipeline_helpers import one_journey, run, windows
-from tests.test_cli import with_params
+from tests.test_cli import assert_ok, clean_env, cli, with_params
 from tests.test_privileges import SOURCE_TABLES, connect, grant_owner
 
 TABLES_OWNER = "pjp_tables_owner"
@@ -85,6 +85,14 @@ def test_migrate_as_pipeline_owner_notes_what_only_the_tables_owner_can_enable(i
         sorted(triggers)
         == [(False, True, True)] * (5 * 4 + 2 * 2) + [(True, False, False)] * 5 + [(True, True, True)] * 2
     )
+
+
+def test_migrate_says_that_note_once_and_warns_of_no_full_runs(install: Install, tmp_path) -> None:
+    env = clean_env(with_params(install.url, user="pipeline_owner"))
+    out = assert_ok(cli("migrate", env=env, cwd=tmp_path))
+    [note] = [line for line in out.splitlines() if line.startswith("note: change capture on ")]
+    assert all(f"public.{t}" in note for t in SOURCE_TABLES)
+    assert "runs will be full runs" not in out
 
 
 def test_a_trigger_the_tables_owner_disabled_and_enabled_again_forces_one_full_run(db, owner) -> None:

@@ -87,8 +87,8 @@ BEGIN
     WHERE p.table_name <> ALL (v_unprivileged)
     UNION ALL
     SELECT w.table_name,
-           format('%I does not own it, so writes made in session_replication_role = replica (a superuser''s '
-                  'replica-mode session) are not captured, and while a subscription replicates into it every run '
+           format('%I does not own the table, so writes made there in session_replication_role = replica (a superuser''s '
+                  'replica-mode session) are not captured, and while a subscription replicates into the table every run '
                   'is full (migrate then names the ALTER TABLE its owner can run)', current_user),
            false
     FROM pipeline._change_capture_tables() AS w
