@@ -173,7 +173,7 @@ def _capture_warnings(role: str, unwatched: list[tuple[str, str]]) -> list[str]:
     groups: dict[str, list[str]] = {}
     others: list[str] = []
     for table, problem in unwatched:
-        for kind in ("table does not exist", "no right to create triggers", "not its owner"):
+        for kind in ("table does not exist", "no right to create triggers"):
             if problem.startswith(kind):
                 groups.setdefault(kind, []).append(table)
                 break
@@ -190,13 +190,6 @@ def _capture_warnings(role: str, unwatched: list[tuple[str, str]]) -> list[str]:
             f"warning: change capture does not watch {tables}: {role} may not create triggers on them; "
             f"runs stay full until a DBA runs GRANT TRIGGER ON {tables} TO {role} and migrate runs again"
         )
-    if tables := ", ".join(groups.get("not its owner", [])):
-        lines.append(
-            f"warning: {role} does not own {tables}, so change capture misses only the changes made under "
-            "session_replication_role = replica (logical replication, pg_restore --disable-triggers); "
-            "after such changes run `run-now --full`, or have the tables' owner run ALTER TABLE ... "
-            "ENABLE ALWAYS TRIGGER on their pipeline_capture_* triggers"
-        )
     return lines + others
 
 
@@ -212,6 +205,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         )
     for line in _capture_warnings(result.role, result.unwatched):
         _say(line)
+    notes: dict[str, list[str]] = {}  # the same note for several tables: said once
+    for table, note in result.capture_notes:
+        notes.setdefault(note, []).append(table)
+    for note, noted in notes.items():
+        _say(f"note: change capture on {', '.join(noted)}: {note}")
     if tables := ", ".join(result.unreadable):
         _say(
             f"warning: {result.role} may not read {tables}: runs fail until a DBA runs "

@@ -27,8 +27,10 @@ _ROUTINE_LOCK_KEY = 4857394022
 class MigrateResult:
     applied: list[str]
     routines: int
-    # (table, problem) for each source table change capture could not watch
+    # (table, problem) for each source table change capture could not watch: runs are full
     unwatched: list[tuple[str, str]]
+    # (table, note) for what change capture misses there although runs stay incremental
+    capture_notes: list[tuple[str, str]]
     # source tables that exist but the migrating role may not read: runs fail until it may
     unreadable: list[str]
     # the role that ran migrate, which owns what it created
@@ -227,8 +229,11 @@ def migrate(url: str) -> MigrateResult:
                 step = f"creating routines ({path.name})"
                 conn.execute(path.read_text(encoding="utf-8").encode())
             step = "installing change capture"
-            unwatched = conn.execute("SELECT table_name, problem FROM pipeline.install_change_capture()")
-            problems = [(str(table), str(problem)) for table, problem in unwatched.fetchall()]
+            capture = conn.execute(
+                "SELECT table_name, problem, full_runs FROM pipeline.install_change_capture()"
+            ).fetchall()
+            problems = [(str(table), str(problem)) for table, problem, full in capture if full]
+            notes = [(str(table), str(problem)) for table, problem, full in capture if not full]
             step = "checking which source tables it may read"
             unreadable = conn.execute(
                 "SELECT w.table_name FROM pipeline._change_capture_tables() AS w "
@@ -245,6 +250,7 @@ def migrate(url: str) -> MigrateResult:
         applied=[m.id for m in pending],
         routines=len(routine_files()),
         unwatched=problems,
+        capture_notes=notes,
         unreadable=[str(row[0]) for row in unreadable],
         role=str(role[0]) if role else "",
         access=[(str(role), bool(granted), str(what)) for role, granted, what in access],

@@ -353,7 +353,7 @@ def test_migrate_as_the_readme_owner_says_once_what_change_capture_misses(
     out = assert_ok(cli("migrate", env=clean_env(owner_url), cwd=tmp_path))
     assert "full run" not in out.replace("run-now --full", "")
     [line] = [line for line in out.splitlines() if "session_replication_role" in line]
-    assert line.startswith("warning: pipeline_owner does not own ")
+    assert line.startswith("note: change capture on ") and "pipeline_owner does not own" in line
     assert all(f"public.{t}" in line for t in WATCHED)
     with psycopg.connect(empty_db_url, autocommit=True, row_factory=dict_row) as app:
         one_journey(app)

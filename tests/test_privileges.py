@@ -593,6 +593,7 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
         "pipeline._execute_run(bigint,boolean)",
         "pipeline._fail_run(bigint,text)",
         "pipeline._capture_changes()",
+        "pipeline._capture_row_change()",
     }
     assert not any(r["public_execute"] for r in definers.values())
     assert [n for n, r in definers.items() if r["runner_execute"]] == [

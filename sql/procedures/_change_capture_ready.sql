@@ -1,5 +1,9 @@
--- Whether every watched table has its change-capture triggers, enabled as migrate left them.
--- If not, changes may have bypassed the queue and only a full run is safe; migrate repairs it.
+-- Whether the change queue can be trusted to hold every change since the latest full run: no
+-- capture problem now (pipeline._change_capture_problems: every trigger there, as migrate
+-- installs it, enabled; replica writes captured where a subscription replicates), and nothing
+-- of it changed since that run recorded it (pipeline._capture_state: a trigger disabled and
+-- enabled again since, a trigger replaced, a table re-created, a column altered, a subscription
+-- added or dropped). If not, only a full run is safe; it records the state it found.
 CREATE OR REPLACE FUNCTION pipeline._change_capture_ready()
 RETURNS boolean
 LANGUAGE plpgsql
@@ -7,23 +11,19 @@ STABLE
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 BEGIN
-    RETURN (SELECT bool_and(
-        (SELECT count(*)
-         FROM pg_catalog.pg_trigger AS tg
-         WHERE tg.tgrelid = to_regclass(w.table_name)
-           -- no LIKE: its escape would be a backslash, which standard_conforming_strings changes
-           AND starts_with(tg.tgname::text, 'pipeline_capture_')
-           -- 'A' (always) as migrate leaves them; a trigger disabled and enabled again since
-           -- comes back as 'O' and may have missed changes. Where we do not own the table,
-           -- migrate could only make them 'O'.
-           AND (tg.tgenabled = 'A'
-                OR (tg.tgenabled = 'O'
-                    AND NOT pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
-                                         WHERE c.oid = tg.tgrelid), 'USAGE'))))
-        = CASE WHEN w.kind = 'full' THEN 2 ELSE 4 END)
-    FROM pipeline._change_capture_tables() AS w);
+    RETURN NOT EXISTS (SELECT FROM pipeline._change_capture_problems())
+       AND NOT EXISTS (
+           (SELECT * FROM pipeline._capture_state()
+            EXCEPT
+            SELECT s.table_name, s.table_oid, s.triggers, s.columns, s.subscribed
+            FROM pipeline.change_capture_state AS s)
+           UNION ALL
+           (SELECT s.table_name, s.table_oid, s.triggers, s.columns, s.subscribed
+            FROM pipeline.change_capture_state AS s
+            EXCEPT
+            SELECT * FROM pipeline._capture_state()));
 END;
 $$;
 
 COMMENT ON FUNCTION pipeline._change_capture_ready() IS
-    'True when all change-capture triggers exist and are enabled, so the queue holds every change.';
+    'True when change capture works and nothing it rests on changed since the latest full run recorded it.';

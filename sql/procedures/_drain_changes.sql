@@ -1,7 +1,10 @@
 -- Take the queued changes into pg_temp.run_change and decide how much this run recomputes:
--- full (asked for, queued, or changes may have bypassed the queue), incremental, or noop.
+-- full (asked for, queued, changes may have bypassed the queue, or the last succeeded full
+-- run is older than settings.full_run_every), incremental, or noop.
 -- The DELETE returns exactly the rows it removes, so a change committed meanwhile stays
 -- queued for the next run; if the run fails, the rollback puts the drained rows back.
+-- A full run records the change-capture state it starts from (before it reads any source
+-- row); the record is part of the run's transaction, so only a succeeded full run keeps it.
 CREATE OR REPLACE FUNCTION pipeline._drain_changes(p_full boolean)
 RETURNS text
 LANGUAGE plpgsql
@@ -18,7 +21,17 @@ BEGIN
 
     IF p_full
        OR NOT pipeline._change_capture_ready()
-       OR EXISTS (SELECT FROM pg_temp.run_change AS c WHERE c.kind = 'full') THEN
+       OR EXISTS (SELECT FROM pg_temp.run_change AS c WHERE c.kind = 'full')
+       OR EXISTS (SELECT FROM pipeline.settings AS s
+                  WHERE s.full_run_every IS NOT NULL
+                    AND coalesce((SELECT max(r.started_at) FROM pipeline.pipeline_runs AS r
+                                  WHERE r.status = 'succeeded' AND r.mode = 'full'),
+                                 -- that run purged (retention shorter than full_run_every)
+                                 (SELECT min(c.recorded_at) FROM pipeline.change_capture_state AS c),
+                                 '-infinity') < now() - s.full_run_every) THEN
+        DELETE FROM pipeline.change_capture_state;
+        INSERT INTO pipeline.change_capture_state (table_name, table_oid, triggers, columns, subscribed)
+        SELECT * FROM pipeline._capture_state();
         RETURN 'full';
     ELSIF NOT EXISTS (SELECT FROM pg_temp.run_change) THEN
         RETURN 'noop';
@@ -28,4 +41,5 @@ END;
 $$;
 
 COMMENT ON FUNCTION pipeline._drain_changes(boolean) IS
-    'Run step 0: drains pipeline.change_queue into run_change and returns the mode: full, incremental or noop.';
+    'Run step 0: drains pipeline.change_queue into run_change and returns the mode: full, incremental or noop '
+    '(a full run records the change-capture state it starts from).';
