@@ -59,6 +59,7 @@ def private_socket(directory: Path, tcp: str = "") -> dict[str, str]:
 HBA = (
     "# patient-journey-pipeline: the socket's directory is private (0700); TCP needs a password\n"
     "local all all trust\n"
+    "local replication all trust\n"
     "host all all 127.0.0.1/32 scram-sha-256\n"
     "host all all ::1/128 scram-sha-256\n"
 )

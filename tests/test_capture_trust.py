@@ -289,10 +289,10 @@ def test_full_run_every_refuses_values_outside_an_hour_to_a_year(db, value) -> N
 def test_migrate_run_again_leaves_the_triggers_alone_so_routine_runs_stay_routine(install, db) -> None:
     one_journey(db)
     run(db)
-    assert migrate(with_params(install.url, user="pipeline_owner")).unwatched == []
-    assert migrate(install.url).unwatched == []  # a superuser may enable them REPLICA: that is a change
-    assert run(db)["mode"] == "full"
-    assert migrate(install.url).unwatched == []
+    owner_url = with_params(install.url, user="pipeline_owner")
+    assert migrate(owner_url).unwatched == []
+    assert run(db)["mode"] == "noop"
+    assert migrate(owner_url).unwatched == []
     assert run(db)["mode"] == "noop"
 
 

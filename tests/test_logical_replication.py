@@ -84,7 +84,7 @@ class Replication:
         # must not wait for one to be created by a walsender of the same server.
         self.subscriber.execute(
             f"CREATE SUBSCRIPTION journeys_{self.slot} "
-            f"CONNECTION 'host=127.0.0.1 port={self.cluster.port} dbname={self.publisher_name} "
+            f"CONNECTION 'host={self.cluster.datadir} port={self.cluster.port} dbname={self.publisher_name} "
             f"user={SERVER_USER}' PUBLICATION journeys "
             f"WITH (create_slot = false, slot_name = '{self.slot}', copy_data = false)"
         )
