@@ -140,7 +140,7 @@ PLANTED_TYPES = (
 # (or polymorphic): an unqualified operator in unpinned code resolves to the planted one.
 PLANTED_OPERATORS = ("=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "~")
 # What cannot be generated from the catalog: the aggregates the SQL calls (count(*), count, sum,
-# array_agg, string_agg, bool_and, max, min) and format(text, VARIADIC "any") (a PL/pgSQL function cannot
+# array_agg, string_agg, bool_and, bool_or, max, min) and format(text, VARIADIC "any") (a PL/pgSQL function cannot
 # take "any"; the all-text overload wins for calls whose arguments are all text).
 _PLANTED_BY_HAND = """
 CREATE FUNCTION public.format(f text, VARIADIC a text[]) RETURNS text LANGUAGE plpgsql
@@ -172,6 +172,10 @@ CREATE FUNCTION public.planted_bool_and(s bool, v bool) RETURNS bool LANGUAGE pl
 SET search_path = pg_catalog AS $$
 BEGIN PERFORM public.planted_ran('bool_and'); RETURN coalesce(s AND v, v, s); END $$;
 CREATE AGGREGATE public.bool_and(bool) (SFUNC = public.planted_bool_and, STYPE = bool);
+CREATE FUNCTION public.planted_bool_or(s bool, v bool) RETURNS bool LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('bool_or'); RETURN coalesce(s OR v, v, s); END $$;
+CREATE AGGREGATE public.bool_or(bool) (SFUNC = public.planted_bool_or, STYPE = bool);
 CREATE FUNCTION public.planted_max(s timestamptz, v timestamptz) RETURNS timestamptz LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$
 BEGIN PERFORM public.planted_ran('max'); RETURN greatest(s, v); END $$;
@@ -273,7 +277,7 @@ def plant_look_alikes(conn: psycopg.Connection[Any]) -> list[str]:
             except psycopg.errors.DatabaseError:
                 pass  # e.g. a polymorphic result PL/pgSQL cannot return: others of the name stay
         conn.execute(_PLANTED_BY_HAND.encode())
-        planted |= {"format", "count", "sum", "array_agg", "string_agg", "bool_and", "max", "min"}
+        planted |= {"format", "count", "sum", "array_agg", "string_agg", "bool_and", "bool_or", "max", "min"}
         operators = cur.execute(
             _OPERATORS_TO_PLANT, {"names": list(PLANTED_OPERATORS), "types": list(PLANTED_TYPES)}
         ).fetchall()

@@ -416,3 +416,120 @@ def test_a_start_kept_waiting_over_10_s_for_the_start_lock_fails_naming_the_sess
     )
     runner.execute("CALL pipeline.run_patient_journey_pipeline()")
     assert latest_run(runner)["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_a_runner_session_defaulting_to_an_older_snapshot_still_sees_a_live_run(
+    db: Conn, db_url: str, isolation: str
+) -> None:
+    """pipeline_runner: start a run while another is live, by giving its session a default
+    isolation whose snapshot predates the start lock, so that the live run's row is invisible
+    to it and two runs go on at once. The procedure reads committed data whatever the default:
+    the second run is skipped, naming the first; a start by hand in such a transaction is refused."""
+    two_activity_journeys(db, 2)
+    first = connect(db_url, "pipeline_runner")
+    second = connect(db_url, "pipeline_runner")
+    try:
+        second.execute(f"SET default_transaction_isolation = '{isolation}'")
+        first.execute("BEGIN")
+        first_run = first.execute("SELECT pipeline._begin_run('first') AS r").fetchone()
+        assert first_run is not None
+        outcome: dict[str, Any] = {}
+
+        def start_second() -> None:
+            try:
+                second.execute("CALL pipeline.run_patient_journey_pipeline('second')")
+                outcome["ok"] = True
+            except psycopg.Error as exc:
+                outcome["error"] = exc
+
+        waiting = threading.Thread(target=start_second)
+        waiting.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = db.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (second.info.backend_pid,)
+            ).fetchone()
+            if row and row["wait_event_type"] == "Lock":
+                break
+            time.sleep(0.05)
+        first.execute("COMMIT")
+        first.execute("BEGIN")  # the first run goes on, inside a transaction
+        first.execute("SELECT 1")
+        waiting.join(30)
+        assert outcome == {"ok": True}
+        statuses = {r["trigger"]: r for r in runs(db)}
+        assert statuses["second"]["status"] == "skipped"
+        assert f"run {first_run['r']}" in statuses["second"]["error_message"]
+        first.execute("ROLLBACK")
+        second.execute("BEGIN")
+        with pytest.raises(psycopg.errors.InvalidTransactionState, match="read committed"):
+            second.execute("SELECT pipeline._begin_run('by hand')")
+        second.execute("ROLLBACK")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_run_begun_by_hand_and_abandoned_is_not_taken_for_a_crash(db: Conn, db_url: str) -> None:
+    """pipeline_runner: begin a `cron` run by hand and disconnect, so that it looks like a run
+    that a crash killed. The next run marks it aborted saying it may have been begun by hand."""
+    with connect(db_url, "pipeline_runner") as runner:
+        runner.execute("SELECT pipeline._begin_run('cron')")
+    with connect(db_url, "pipeline_runner") as runner:
+        runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+    abandoned = runs(db)[0]
+    assert abandoned["status"] == "aborted"
+    assert "or its steps called by hand" in abandoned["error_message"]
+
+
+@pytest.mark.slow
+def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_naming_the_blocker(
+    db: Conn, db_url: str
+) -> None:
+    """The application writer: hold a source table locked (LOCK TABLE needs only UPDATE on it),
+    so that a run waits for ever and every later run is skipped behind it while the change
+    queue grows. A run waits at most a minute for a lock, then fails, saying why; a run started
+    meanwhile is skipped, naming the session the live run waits for."""
+    two_activity_journeys(db, 2)
+    writer_role = f"pjp_locker_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {writer_role} LOGIN")
+    db.execute(f"GRANT SELECT, UPDATE ON public.schedule TO {writer_role}")
+    try:
+        with connect(db_url, writer_role) as writer:
+            writer.execute("BEGIN")
+            writer.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
+            outcome: dict[str, Any] = {}
+
+            def kept_waiting() -> None:
+                with connect(db_url, "pipeline_runner") as runner:
+                    try:
+                        runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+                        outcome["ok"] = True
+                    except psycopg.Error as exc:
+                        outcome["error"] = exc
+
+            waiting = threading.Thread(target=kept_waiting)
+            started = time.monotonic()
+            waiting.start()
+            time.sleep(3)  # the run is waiting for the lock by now
+            with connect(db_url, "pipeline_runner") as runner:
+                runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+            skipped = runs(db)[-1]
+            assert skipped["status"] == "skipped"
+            assert f"waiting for a lock held by pid {writer.info.backend_pid} (role {writer_role})" in (
+                skipped["error_message"]
+            )
+            waiting.join(120)
+            assert time.monotonic() - started < 90
+            assert isinstance(outcome.get("error"), psycopg.Error)
+            writer.execute("ROLLBACK")
+        failed = runs(db)[0]
+        assert failed["status"] == "failed"
+        assert "lock timeout" in failed["error_message"]
+        with connect(db_url, "pipeline_runner") as runner:
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+        assert runs(db)[-1]["status"] == "succeeded"
+    finally:
+        db.execute(f"DROP OWNED BY {writer_role}")
+        db.execute(f"DROP ROLE {writer_role}")

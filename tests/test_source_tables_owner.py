@@ -77,7 +77,7 @@ def install(empty_db_url: str) -> Iterator[Install]:
     finally:
         with psycopg.connect(empty_db_url, autocommit=True) as conn:
             conn.execute("ALTER ROLE pipeline_owner NOBYPASSRLS")
-            conn.execute(f"DROP OWNED BY {owner}")
+            conn.execute(f"DROP OWNED BY {owner} CASCADE")
             conn.execute(f"DROP ROLE {owner}")
 
 
@@ -215,3 +215,85 @@ def test_a_foreign_table_attached_as_a_child_of_a_source_table_is_refused_by_nam
             "is a foreign table" in (error.diag.message_primary or "")
         )
         untouched(admin)
+
+
+# A type of the tables' owner, with an implicit cast to the built-in type a run reads, that runs
+# the owner's code; the column it replaces: (table, column, built-in type).
+OWNER_CAST = """
+CREATE TYPE public.owner_box AS (v {builtin});
+CREATE FUNCTION public.owner_unbox(public.owner_box) RETURNS {builtin} LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.owner_code(); RETURN $1.v; END $$;
+CREATE CAST (public.owner_box AS {builtin}) WITH FUNCTION public.owner_unbox(public.owner_box) AS IMPLICIT;
+ALTER TABLE {table} ALTER COLUMN {column} TYPE public.owner_box USING ROW({column})::public.owner_box;
+"""
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "builtin"),
+    [
+        ("public.schedule", "slug", "text"),
+        ("public.schedule", "id", "bigint"),
+        ("public.patient_journey", "journey_id", "bigint"),
+        ("public.activity", "schedule_id", "bigint"),
+    ],
+)
+def test_a_source_column_of_a_type_with_the_owners_cast_is_refused_and_the_cast_never_runs(
+    install: Install, table: str, column: str, builtin: str
+) -> None:
+    """The source tables' owner: give a column the run reads a type of its own whose implicit
+    cast runs its code, so that a run (SECURITY DEFINER) converting it runs that code as
+    pipeline_owner. The run refuses the column by name; the cast never runs."""
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute(OWNER_CAST.format(table=table, column=column, builtin=builtin))
+    refused = run_as_runner(install)
+    assert refused is not None
+    with connect(install.url) as admin:
+        untouched(admin)
+        failed = last_run(admin)
+        assert failed["status"] == "failed"
+        assert f"source column {table}.{column} has type public.owner_box" in failed["error_message"]
+        assert "make it bigint, integer or smallint" in failed["error_message"]
+        assert refused.diag.message_primary and f"{table}.{column}" in refused.diag.message_primary
+
+
+def test_change_capture_never_converts_a_key_column_of_the_owners_type(install: Install) -> None:
+    """The source tables' owner: make the key column change capture queues a type of its own
+    with an implicit cast to bigint, so that any write to the table would run the owner's code
+    inside the capture trigger (SECURITY DEFINER), as pipeline_owner. The trigger reads no key
+    of such a type: it asks for a full run, and the cast never runs."""
+    assert run_as_runner(install) is None
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute(OWNER_CAST.format(table="public.schedule", column="id", builtin="bigint"))
+        owner.execute("UPDATE public.schedule SET slug = slug")
+    with connect(install.url) as admin:
+        untouched(admin)
+        queued = admin.execute("SELECT kind, keys FROM pipeline.change_queue").fetchall()
+        assert queued == [{"kind": "full", "keys": None}]
+
+
+def test_a_child_table_or_rule_through_which_writes_bypass_capture_makes_runs_full(install: Install) -> None:
+    """The source tables' owner: let the application's writes land where no capture trigger
+    fires (a rule rerouting inserts into a child table), so that runs stay noop while windows go
+    stale. A child table or a rule on a watched table makes every run full, so nothing is missed."""
+    assert run_as_runner(install) is None
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute(
+            "CREATE TABLE public.pj_more () INHERITS (public.patient_journey);"
+            "GRANT SELECT ON public.pj_more TO pipeline_owner;"
+            "CREATE RULE reroute AS ON INSERT TO public.patient_journey DO INSTEAD "
+            "INSERT INTO public.pj_more VALUES (NEW.*);"
+            "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+            "VALUES (2, 502, 1, '2026-04-10')"
+        )
+    with connect(install.url) as admin:
+        assert admin.execute("SELECT count(*) AS n FROM pipeline.change_queue").fetchone() == {"n": 0}
+        assert run_as_runner(install) is None
+        assert last_run(admin)["mode"] == "full"
+        loaded = admin.execute(
+            "SELECT DISTINCT patient_journey_id AS id "
+            "FROM pipeline.patient_journey_schedule_window ORDER BY 1"
+        ).fetchall()
+        assert loaded == [{"id": 1}, {"id": 2}]
+        problems = admin.execute("SELECT problem FROM pipeline._change_capture_problems()").fetchall()
+        assert any("child tables" in p["problem"] for p in problems)
+        assert any("rule reroute" in p["problem"] for p in problems)

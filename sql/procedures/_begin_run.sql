@@ -31,6 +31,16 @@ BEGIN
                   HINT = 'Name who starts the run: CALL pipeline.run_patient_journey_pipeline(''manual'');';
     END IF;
 
+    -- The decision below must see every run committed before the start lock was granted; an
+    -- older snapshot (repeatable read, serializable) could miss a live run. The procedure sets
+    -- read committed for its transactions; this refuses a call by hand in another level.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'a run can start only in a read committed transaction, not %',
+                        current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'CALL pipeline.run_patient_journey_pipeline(); it sets the isolation level itself.';
+    END IF;
+
     -- Locks of this session's earlier runs that an error at a COMMIT left behind.
     PERFORM pipeline._release_run_locks();
 
@@ -62,8 +72,8 @@ BEGIN
             WHEN EXISTS (SELECT FROM pipeline._run_locks(r.run_id) AS l WHERE l.pid = r.backend_pid)
                 THEN format('its session (pid %s) is idle outside any run (an error at a COMMIT, or its '
                             'steps called by hand); nothing after its last COMMIT was kept', r.backend_pid)
-            ELSE 'its session ended before the run finished (killed backend or server crash); '
-                 'nothing it wrote was kept'
+            ELSE 'its session ended before the run finished (killed backend, server crash, or its steps '
+                 'called by hand); nothing it wrote was kept'
         END
     WHERE r.status = 'running' AND NOT pipeline._run_is_live(r.run_id, r.backend_pid);
 
@@ -72,9 +82,14 @@ BEGIN
     IF FOUND THEN
         INSERT INTO pipeline.pipeline_runs (trigger, status, finished_at, error_message)
         VALUES (v_trigger, 'skipped', clock_timestamp(),
-                format('another run held the pipeline: run %s (pid %s, role %s), running since %s UTC',
+                format('another run held the pipeline: run %s (pid %s, role %s), running since %s UTC%s',
                        v_live.run_id, v_live.backend_pid, v_live.run_by,
-                       to_char(v_live.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')))
+                       to_char(v_live.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                       -- a run that is itself kept waiting: say by whom, so a monitor can act
+                       (SELECT ', waiting for a lock held by ' || string_agg(format('pid %s (role %s)', b.pid,
+                                                                                    coalesce(a.usename::text, 'unknown')), ', ')
+                        FROM unnest(pg_blocking_pids(v_live.backend_pid)) AS b (pid)
+                        LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = b.pid)))
         RETURNING run_id INTO v_run_id;
         RETURN v_run_id;
     END IF;

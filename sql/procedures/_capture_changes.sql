@@ -10,7 +10,11 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 BEGIN
     BEGIN
-    IF TG_OP = 'TRUNCATE' OR TG_ARGV[0] = 'full' THEN
+    -- A key column whose type is not the catalog's integer could carry a cast of the tables'
+    -- owner, which array_agg into bigint[] would run with the pipeline owner's rights: such a
+    -- column is never read; a full run is asked for, and refuses it, naming it.
+    IF TG_OP = 'TRUNCATE' OR TG_ARGV[0] = 'full'
+       OR NOT pipeline._column_has_kind(TG_RELID, TG_ARGV[1], 'integer') THEN
         INSERT INTO pipeline.change_queue (kind) VALUES ('full');
     ELSIF TG_OP = 'INSERT' THEN
         EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '

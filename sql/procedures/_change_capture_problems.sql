@@ -3,8 +3,8 @@
 -- function, events, level, timing, arguments or transition tables); or a subscription
 -- replicates into it while the apply worker fires no capture trigger there (it fires row-level
 -- triggers enabled REPLICA or ALWAYS, and TRUNCATE triggers enabled ALWAYS, never the
--- statement-level ones ordinary writes fire). Any row here makes every run full; migrate
--- lists them.
+-- statement-level ones ordinary writes fire); or writes to it can reach rows no trigger of it
+-- sees (a child table or partition, a rule). Any row here makes every run full; migrate lists them.
 CREATE OR REPLACE FUNCTION pipeline._change_capture_problems()
 RETURNS TABLE (table_name text, problem text)
 LANGUAGE plpgsql
@@ -34,7 +34,23 @@ BEGIN
                   'ENABLE REPLICA TRIGGER pipeline_capture_replica', w.table_name)
     FROM pipeline._change_capture_tables() AS w
     WHERE EXISTS (SELECT FROM pg_subscription_rel AS sr WHERE sr.srrelid = to_regclass(w.table_name))
-      AND NOT pipeline._replica_writes_captured(w.table_name);
+      AND NOT pipeline._replica_writes_captured(w.table_name)
+    UNION ALL
+    -- Writes made straight into a child table or partition fire no trigger of the parent, and a
+    -- rule can rewrite a write so that the table's own triggers never fire.
+    SELECT w.table_name,
+           format('it has child tables or partitions (%s), whose writes fire no capture trigger of it: every run '
+                  'is full while it has them', string_agg(i.inhrelid::regclass::text, ', ' ORDER BY 1))
+    FROM pipeline._change_capture_tables() AS w
+    JOIN pg_catalog.pg_inherits AS i ON i.inhparent = to_regclass(w.table_name)
+    GROUP BY w.table_name
+    UNION ALL
+    SELECT w.table_name,
+           format('rule %s rewrites writes to it, which then may fire no capture trigger: every run is full '
+                  'until its owner drops the rule', string_agg(quote_ident(r.rulename), ', ' ORDER BY 1))
+    FROM pipeline._change_capture_tables() AS w
+    JOIN pg_catalog.pg_rewrite AS r ON r.ev_class = to_regclass(w.table_name) AND r.ev_type IN ('2', '3', '4')
+    GROUP BY w.table_name;
 END;
 $$;
 

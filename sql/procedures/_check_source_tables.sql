@@ -4,6 +4,8 @@
 -- foreign table (its wrapper) or a materialized view, also as a child or partition of a source
 -- table. Called by pipeline._execute_run, as pipeline_owner, before the run reads anything;
 -- _execute_run also pins row_security = off, so a policy missed here raises an error, never runs.
+-- It also refuses a column the run reads whose type is not the catalog's integer or text
+-- (pipeline._source_columns), since a type of the owner's can carry a cast of the owner's.
 -- A table whose RLS does not apply to pipeline_owner (it has BYPASSRLS, or owns the table
 -- without FORCE ROW LEVEL SECURITY) is read like any other: no policy runs for it.
 CREATE OR REPLACE FUNCTION pipeline._check_source_tables()
@@ -57,6 +59,28 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = format('ALTER ROLE %I BYPASSRLS;', current_user);
         END IF;
+    END LOOP;
+    -- A column of a type of the owner's could carry a cast of the owner's, which reading it
+    -- would run with pipeline_owner's rights: only the catalog's integer and text types are read.
+    FOR v_relation IN
+        SELECT c.table_name, c.column_name, c.kind, format_type(a.atttypid, a.atttypmod) AS type_name,
+               pg_get_userbyid(ty.typowner) AS type_owner
+        FROM pipeline._source_columns() AS c
+        JOIN pg_catalog.pg_attribute AS a
+          ON a.attrelid = to_regclass(c.table_name) AND a.attname = c.column_name AND NOT a.attisdropped
+        JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid
+        WHERE NOT pipeline._column_has_kind(to_regclass(c.table_name), c.column_name, c.kind)
+        ORDER BY 1, 2
+    LOOP
+        RAISE EXCEPTION 'source column %.% has type % (owned by %), not a built-in % type: a run reads only '
+                        'the catalog''s types, so that no cast of another role runs with the rights of %; '
+                        'make it bigint, integer or smallint (text, varchar or char for a slug)',
+                        v_relation.table_name, v_relation.column_name, v_relation.type_name,
+                        v_relation.type_owner, v_relation.kind, current_user
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE %s (its owner).', v_relation.table_name,
+                                v_relation.column_name,
+                                CASE v_relation.kind WHEN 'integer' THEN 'bigint' ELSE 'text' END);
     END LOOP;
 END;
 $$;

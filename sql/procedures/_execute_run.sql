@@ -60,6 +60,12 @@ BEGIN
     BEGIN
         PERFORM pipeline._refuse_temp_objects();
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
+        -- A source table someone holds locked (an application's ALTER TABLE or LOCK TABLE) must
+        -- not keep the run waiting for ever, and every later run skipped behind it: wait at most
+        -- a minute, then fail, saying so. A lock_timeout the session sets (1 s or more) stands.
+        IF current_setting('lock_timeout') = '0' THEN
+            PERFORM set_config('lock_timeout', '1min', true);
+        END IF;
         PERFORM pipeline._check_source_tables();
         v_mode := pipeline._drain_changes(p_full);
         IF v_mode = 'noop' THEN

@@ -16,11 +16,16 @@ DECLARE
 BEGIN
     -- Fails at once inside a transaction block, before the run's lock could be taken there.
     COMMIT;
+    -- Each transaction of a run reads committed data, whatever default_transaction_isolation the
+    -- session or its role sets: under a snapshot older than the start lock, two runs could both
+    -- find no live run and start.
+    SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
     PERFORM pipeline._check_run_session();  -- a standby, a read-only default, an absurd timeout: refuse, saying why
     -- Records the run as running (and takes its own session-level lock, which survives the
     -- COMMITs below and dies with a killed backend), skipped, or failed when it is blocked.
     v_run_id := pipeline._begin_run(p_trigger);
     COMMIT;  -- the running row must be visible while the work goes on
+    SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
     SELECT r.status, r.error_message INTO v_run
     FROM pipeline.pipeline_runs AS r WHERE r.run_id OPERATOR(pg_catalog.=) v_run_id;
     IF v_run.status OPERATOR(pg_catalog.=) 'skipped' THEN
