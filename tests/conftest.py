@@ -16,7 +16,7 @@ from pytools.config import with_database
 from pytools.demo import create_roles
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.backends import test_server
+from tests.helpers.servers import test_server
 
 TEMPLATE = "pjp_template"
 _counter = itertools.count()

@@ -20,10 +20,10 @@ import psycopg
 import pytest
 
 from pytools.config import parse_url
-from tests import test_cli
-from tests.backends import free_port
-from tests.pipeline_helpers import insert, one_journey
-from tests.test_cli import assert_ok, clean_env, cli, dbname, with_params
+from tests.cli import test_cli
+from tests.cli.test_cli import assert_ok, clean_env, cli, dbname, with_params
+from tests.helpers.pipeline import insert, one_journey
+from tests.helpers.servers import free_port
 
 password_role = test_cli.password_role  # a fixture: a role that must give its password over TCP
 

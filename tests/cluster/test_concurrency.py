@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from pytools import cli, cron
 from pytools.generate import generate
-from tests.pipeline_helpers import (
+from tests.helpers.pipeline import (
     COMPARED,
     FAILURE_KEY,
     insert,

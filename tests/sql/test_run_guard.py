@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import (
+from tests.cli.test_cli import assert_one_error_line, clean_env, cli, with_params
+from tests.helpers.pipeline import (
     DISK_FULL,
     advisory_locks_held,
     current_failures,
@@ -24,7 +25,6 @@ from tests.pipeline_helpers import (
     two_activity_journeys,
     wait_until_blocked,
 )
-from tests.test_cli import assert_one_error_line, clean_env, cli, with_params
 
 OLD_RUN_LOCK = 4857394021  # the fixed advisory key runs used to keep each other out with
 RUN_LOCK_KEY1 = 485739402  # key1 of a run's own lock (pipeline._run_lock_key)

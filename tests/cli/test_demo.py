@@ -17,7 +17,7 @@ import pytest
 from pytools.cluster import SERVER_USER, find_bindir
 from pytools.config import parse_url
 from pytools.demo import DEMO_DATABASE, demo_cluster, run_demo, stop_demo
-from tests.backends import docker_answers, free_port
+from tests.helpers.servers import docker_answers, free_port
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Faults during a run: the server stopped, timeouts, a failures table that cannot be written.
 Each leaves no half-written state, says why where it can, releases the pipeline lock, and the
-next run completes the work. (A killed backend: tests/test_run_control.py.)"""
+next run completes the work. (A killed backend: tests/sql/test_run_control.py.)"""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from psycopg.rows import dict_row
 from pytools.cluster import SERVER_USER, LocalCluster, as_server_user
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.backends import free_port, wait_until_accepting
-from tests.pipeline_helpers import (
+from tests.helpers.pipeline import (
     DISK_FULL,
     advisory_locks_held,
     insert,
@@ -32,8 +31,9 @@ from tests.pipeline_helpers import (
     wait_until_blocked,
     windows,
 )
+from tests.helpers.servers import free_port, wait_until_accepting
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run_now_cli(url: str) -> subprocess.CompletedProcess[str]:

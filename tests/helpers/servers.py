@@ -20,7 +20,7 @@ from pathlib import Path
 from pytools.cluster import HBA, SERVER_SETTINGS, SERVER_USER, find_bindir, private_socket
 from pytools.config import build_url
 
-DOCKERFILE_DIR = Path(__file__).parent / "docker"
+DOCKERFILE_DIR = Path(__file__).resolve().parents[1] / "docker"
 
 
 def free_port() -> int:

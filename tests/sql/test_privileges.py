@@ -21,16 +21,7 @@ from psycopg.rows import dict_row
 
 from pytools.config import parse_url
 from pytools.sql_files import sample_file
-from tests.pipeline_helpers import (
-    PLANTED_OPERATORS,
-    PLANTED_TYPES,
-    catalog_calls_in_sql,
-    insert,
-    one_journey,
-    plant_look_alikes,
-    planted_runs,
-)
-from tests.test_cli import (
+from tests.cli.test_cli import (
     SECRET,
     assert_ok,
     assert_one_error_line,
@@ -38,6 +29,15 @@ from tests.test_cli import (
     cli,
     cron_jobs,
     with_params,
+)
+from tests.helpers.pipeline import (
+    PLANTED_OPERATORS,
+    PLANTED_TYPES,
+    catalog_calls_in_sql,
+    insert,
+    one_journey,
+    plant_look_alikes,
+    planted_runs,
 )
 
 SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
@@ -172,7 +172,7 @@ def test_the_runner_reaches_the_owners_rights_only_through_the_procedure(
         [run] = runner.execute("SELECT run_id FROM pipeline.pipeline_runs").fetchall()
         # The steps that run with the owner's rights work only on a running run that this
         # session began, under that run's own lock: a finished run cannot be run again or failed.
-        # (_begin_run by hand starts a real run: tests/test_run_guard.py.)
+        # (_begin_run by hand starts a real run: tests/sql/test_run_guard.py.)
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
             runner.execute("SELECT pipeline._execute_run(%s, true)", (run["run_id"],))
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):

@@ -22,10 +22,10 @@ from pytools.cluster import find_bindir
 from pytools.config import build_url, parse_url, with_database
 from pytools.errors import UserError
 from pytools.sql_files import sample_file
-from tests.backends import free_port, local_server
-from tests.pipeline_helpers import insert, one_journey
+from tests.helpers.pipeline import insert, one_journey
+from tests.helpers.servers import free_port, local_server
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-pw"
 COMMANDS = ("migrate", "run-now", "schedule", "unschedule", "status", "failures")
 USAGE, CONNECTION, NOT_MIGRATED, NO_PG_CRON = 2, 3, 4, 5

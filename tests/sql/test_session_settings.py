@@ -23,8 +23,8 @@ from pytools.cluster import SERVER_USER, LocalCluster, as_server_user, give_to_s
 from pytools.demo import create_roles
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file, sql_root
-from tests.backends import free_port, wait_until_accepting
-from tests.pipeline_helpers import (
+from tests.cli.test_cli import with_params
+from tests.helpers.pipeline import (
     COMPARED,
     FAILURE_KEY,
     advisory_locks_held,
@@ -33,8 +33,8 @@ from tests.pipeline_helpers import (
     insert,
     load,
 )
-from tests.sql_lexer import backslashes_outside_e_strings
-from tests.test_cli import with_params
+from tests.helpers.servers import free_port, wait_until_accepting
+from tests.helpers.sql_lexer import backslashes_outside_e_strings
 
 Conn = psycopg.Connection[dict[str, Any]]
 State = tuple[dict[tuple[int, int], tuple[Any, ...]], list[tuple[Any, ...]]]
