@@ -20,12 +20,10 @@ import psycopg
 import pytest
 
 from pytools.config import parse_url
-from tests.cli import test_cli
-from tests.cli.test_cli import assert_ok, clean_env, cli, dbname, with_params
+from tests.helpers.cli import assert_ok, clean_env, cli
+from tests.helpers.databases import dbname, with_params
 from tests.helpers.pipeline import insert, one_journey
 from tests.helpers.servers import free_port
-
-password_role = test_cli.password_role  # a fixture: a role that must give its password over TCP
 
 PORT = free_port()  # nothing listens there
 # Passwords shaped like the leaks found (a '/', an '@' and ':', a bare '%', a space, a quote),

@@ -23,10 +23,9 @@ from pytools.cluster import SERVER_USER, LocalCluster
 from pytools.demo import create_roles
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.cli.test_cli import with_params
+from tests.helpers.databases import grant_owner, with_params
 from tests.helpers.pipeline import insert, one_journey, run, windows
 from tests.helpers.servers import free_port, wait_until_accepting
-from tests.sql.test_privileges import grant_owner
 
 pytestmark = pytest.mark.slow
 _names = itertools.count()

@@ -20,9 +20,9 @@ from psycopg.rows import dict_row
 from pytools.config import parse_url
 from pytools.migrations import MigrateResult, migrate
 from pytools.sql_files import sample_file
-from tests.cli.test_cli import assert_ok, clean_env, cli, with_params
+from tests.helpers.cli import assert_ok, clean_env, cli
+from tests.helpers.databases import SOURCE_TABLES, connect, grant_owner, with_params
 from tests.helpers.pipeline import one_journey, run, windows
-from tests.sql.test_privileges import SOURCE_TABLES, connect, grant_owner
 
 TABLES_OWNER = "pjp_tables_owner"
 

@@ -21,15 +21,8 @@ from psycopg.rows import dict_row
 
 from pytools.config import parse_url
 from pytools.sql_files import sample_file
-from tests.cli.test_cli import (
-    SECRET,
-    assert_ok,
-    assert_one_error_line,
-    clean_env,
-    cli,
-    cron_jobs,
-    with_params,
-)
+from tests.helpers.cli import SECRET, assert_ok, assert_one_error_line, clean_env, cli, cron_jobs
+from tests.helpers.databases import SOURCE_TABLES, connect, grant_owner, with_params
 from tests.helpers.pipeline import (
     PLANTED_OPERATORS,
     PLANTED_TYPES,
@@ -40,23 +33,7 @@ from tests.helpers.pipeline import (
     planted_runs,
 )
 
-SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
 USAGE, CONNECTION, DATABASE_ERROR = 2, 3, 6
-
-
-def connect(url: str, user: str) -> psycopg.Connection[dict[str, Any]]:
-    return psycopg.connect(with_params(url, user=user), autocommit=True, row_factory=dict_row)
-
-
-def grant_owner(
-    conn: psycopg.Connection[Any], dbname: str, *, select: bool = True, trigger: bool = True
-) -> None:
-    """What README "Roles" tells the DBA to grant pipeline_owner, in this database."""
-    conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO pipeline_owner')
-    rights = ", ".join(r for r, wanted in (("SELECT", select), ("TRIGGER", trigger)) if wanted)
-    if rights:
-        tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
-        conn.execute(f"GRANT {rights} ON {tables} TO pipeline_owner")
 
 
 @dataclass

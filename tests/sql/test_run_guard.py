@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.cli.test_cli import assert_one_error_line, clean_env, cli, with_params
+from tests.helpers.cli import assert_one_error_line, clean_env, cli
+from tests.helpers.databases import with_params
 from tests.helpers.pipeline import (
     DISK_FULL,
     advisory_locks_held,

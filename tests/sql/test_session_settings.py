@@ -23,7 +23,7 @@ from pytools.cluster import SERVER_USER, LocalCluster, as_server_user, give_to_s
 from pytools.demo import create_roles
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file, sql_root
-from tests.cli.test_cli import with_params
+from tests.helpers.databases import with_params
 from tests.helpers.pipeline import (
     COMPARED,
     FAILURE_KEY,

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from pytools.config import parse_url
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.cli.test_cli import with_params
+from tests.helpers.databases import with_params
 from tests.helpers.pipeline import one_journey
 
 Conn = psycopg.Connection[dict[str, Any]]
