@@ -15,14 +15,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from pytools.cluster import find_bindir
+from pytools.cluster import find_bindir, free_port
 from pytools.config import parse_url, with_database
 from pytools.errors import UserError
 from pytools.sql_files import sample_file
 from tests.helpers.cli import SECRET, assert_ok, assert_one_error_line, clean_env, cli, cron_jobs
 from tests.helpers.databases import dbname, with_params
 from tests.helpers.pipeline import insert, one_journey
-from tests.helpers.servers import free_port, local_server
+from tests.helpers.servers import local_server
 
 COMMANDS = ("migrate", "run-now", "schedule", "unschedule", "status", "failures")
 USAGE, CONNECTION, NOT_MIGRATED, NO_PG_CRON = 2, 3, 4, 5

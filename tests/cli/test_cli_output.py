@@ -19,11 +19,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from pytools.cluster import free_port
 from pytools.config import parse_url
 from tests.helpers.cli import assert_ok, clean_env, cli
 from tests.helpers.databases import dbname, with_params
 from tests.helpers.pipeline import insert, one_journey
-from tests.helpers.servers import free_port
 
 PORT = free_port()  # nothing listens there
 # Passwords shaped like the leaks found (a '/', an '@' and ':', a bare '%', a space, a quote),

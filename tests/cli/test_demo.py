@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytools.cluster import SERVER_USER, find_bindir
+from pytools.cluster import SERVER_USER, find_bindir, free_port
 from pytools.config import parse_url
 from pytools.demo import DEMO_DATABASE, demo_cluster, run_demo, stop_demo
-from tests.helpers.servers import docker_answers, free_port
+from tests.helpers.servers import docker_answers
 
 
 @pytest.fixture

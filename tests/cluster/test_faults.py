@@ -5,10 +5,8 @@ next run completes the work. (A killed backend: tests/sql/test_run_control.py.)"
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from pytools.cluster import SERVER_USER, LocalCluster, as_server_user
+from pytools.cluster import LocalCluster, as_server_user, throwaway_cluster, wait_until_accepting
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
 from tests.helpers.pipeline import (
@@ -31,7 +29,6 @@ from tests.helpers.pipeline import (
     wait_until_blocked,
     windows,
 )
-from tests.helpers.servers import free_port, wait_until_accepting
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -202,18 +199,8 @@ def test_a_deferred_error_at_a_runs_start_releases_the_lock_in_a_long_lived_sess
 @pytest.fixture
 def own_cluster() -> Iterator[LocalCluster]:
     """A server of this test's own, since it gets stopped (pytools' LocalCluster, fsync off)."""
-    base = Path(tempfile.mkdtemp(prefix="pjp-crash-"))
-    base.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, SERVER_USER, SERVER_USER)
-    cluster = LocalCluster(base / "data", free_port())
-    cluster.start()
-    try:
-        wait_until_accepting(cluster.url())
+    with throwaway_cluster(prefix="pjp-crash-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _pg_ctl(cluster: LocalCluster, *args: str) -> None:

@@ -2,31 +2,26 @@
 
 1. TEST_DATABASE_URL: a server you run, reached as a superuser; pg_cron preloaded there.
 2. A testcontainers PostgreSQL 15 with pg_cron, when a Docker engine answers.
-3. A cluster that pytest-postgresql starts from the local binaries (as `postgres` when root).
+3. A throwaway cluster started from the local binaries (pytools.cluster.throwaway_cluster, run
+   as `postgres` when root), reached through its private socket.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import stat
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pytools.cluster import HBA, SERVER_SETTINGS, SERVER_USER, find_bindir, private_socket
-from pytools.config import build_url
+from pytools.cluster import throwaway_cluster
 
 DOCKERFILE_DIR = Path(__file__).resolve().parents[1] / "docker"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# pg_cron and what only it reads, left out of a cluster started with preload_cron=False
+WITHOUT_CRON: dict[str, str | None] = {
+    "shared_preload_libraries": None,
+    "cron.database_name": None,
+    "cron.host": None,
+}
 
 
 def docker_answers() -> str | None:
@@ -55,73 +50,16 @@ def container_server() -> Iterator[str]:
             yield f"postgresql://postgres:postgres@{host}:{port}/postgres"
 
 
-def _pg_ctl_wrapper(directory: Path) -> Path:
-    """pytest-postgresql calls pg_ctl; as root it must run as the server user."""
-    real = find_bindir() / "pg_ctl"
-    wrapper = directory / "pg_ctl"
-    if os.geteuid() == 0:
-        wrapper.write_text(f'#!/bin/sh\nexec runuser -u {SERVER_USER} -- "{real}" "$@"\n')
-    else:
-        wrapper.write_text(f'#!/bin/sh\nexec "{real}" "$@"\n')
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return wrapper
-
-
 @contextmanager
 def local_server(preload_cron: bool = True) -> Iterator[str]:
-    """A throwaway local cluster; preload_cron=False leaves pg_cron (and its cron.* settings) out."""
-    from pytest_postgresql.executors.proc import PostgreSQLExecutor
-
-    # 0700 and the server user's: the socket in it is the only door without a password; TCP on
-    # 127.0.0.1 (which pytest-postgresql polls, and some tests use) wants scram-sha-256.
-    base = Path(tempfile.mkdtemp(prefix="pjp-tests-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, SERVER_USER, SERVER_USER)
-    hba = base / "pg_hba.conf"
-    hba.write_text(HBA)
-    port = free_port()
-    settings = {**SERVER_SETTINGS, **private_socket(base, tcp="127.0.0.1"), "hba_file": f"'{hba}'"}
-    options = " ".join(
-        f"-c {key}={value}"
-        for key, value in settings.items()
-        if key != "unix_socket_directories"  # pytest-postgresql sets it from unixsocketdir
-        and (preload_cron or (key != "shared_preload_libraries" and not key.startswith("cron.")))
-    )
-    executor = PostgreSQLExecutor(
-        executable=str(_pg_ctl_wrapper(base)),
-        host="127.0.0.1",
-        port=port,
-        datadir=str(base / "data"),
-        unixsocketdir=str(base),
-        logfile=str(base / "server.log"),
-        startparams="-w",
-        dbname="postgres",
-        user=SERVER_USER,
-        postgres_options=options + " -c max_connections=200",
-    )
-    executor.start()
-    url = build_url({"user": SERVER_USER, "host": str(base), "port": str(port), "dbname": "postgres"})
-    try:
-        wait_until_accepting(url)
-        yield url
-    finally:
-        executor.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def wait_until_accepting(url: str, timeout: float = 90.0) -> None:
-    """pg_ctl -w can return while a loaded machine still has the server starting up."""
-    import psycopg
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            psycopg.connect(url, connect_timeout=5).close()
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    """A throwaway local cluster's superuser URL (through its private socket); TCP on 127.0.0.1
+    too (some tests use it), where every role must give a password. preload_cron=False leaves
+    pg_cron (and its cron.* settings) out."""
+    settings: dict[str, str | None] = {"listen_addresses": "'127.0.0.1'", "max_connections": "200"}
+    if not preload_cron:
+        settings.update(WITHOUT_CRON)
+    with throwaway_cluster(settings, prefix="pjp-tests-") as cluster:
+        yield cluster.url("postgres")
 
 
 @contextmanager
@@ -135,4 +73,4 @@ def test_server() -> Iterator[tuple[str, str]]:
             yield url, "testcontainers"
         return
     with local_server() as url:
-        yield url, "pytest-postgresql"
+        yield url, "a local throwaway cluster"
