@@ -458,6 +458,7 @@ def test_not_migrated(command: str, empty_db_url: str, tmp_path: Path) -> None:
     assert "python -m pytools migrate" in line
 
 
+@pytest.mark.slow  # a second cluster of its own
 @pytest.mark.parametrize("command", ["schedule", "unschedule", "status"])
 def test_pg_cron_not_preloaded(command: str, no_cron_db_url: str, tmp_path: Path) -> None:
     result = cli(command, "--database-url", no_cron_db_url, cwd=tmp_path)
@@ -465,12 +466,14 @@ def test_pg_cron_not_preloaded(command: str, no_cron_db_url: str, tmp_path: Path
     assert "shared_preload_libraries" in line
 
 
+@pytest.mark.slow  # a second cluster of its own
 def test_pg_cron_not_preloaded_but_cron_setting_present(no_cron_db_url: str, tmp_path: Path) -> None:
     env = clean_env(PGOPTIONS="-c cron.database_name=postgres")
     result = cli("schedule", "--database-url", no_cron_db_url, env=env, cwd=tmp_path)
     assert "shared_preload_libraries" in assert_one_error_line(result, NO_PG_CRON)
 
 
+@pytest.mark.slow  # a second cluster of its own
 @pytest.mark.parametrize("command", ["schedule", "unschedule", "status"])
 def test_pg_cron_extension_not_created(command: str, cron_not_created_db_url: str, tmp_path: Path) -> None:
     result = cli(command, "--database-url", cron_not_created_db_url, cwd=tmp_path)

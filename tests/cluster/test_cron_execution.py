@@ -17,7 +17,7 @@ from pytools import cron
 from tests.helpers.databases import TEMPLATE, create_database, drop_database
 from tests.helpers.pipeline import DISK_FULL, insert, one_journey
 
-pytestmark = pytest.mark.cron
+pytestmark = [pytest.mark.cron, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -208,6 +208,7 @@ def _pg_ctl(cluster: LocalCluster, *args: str) -> None:
     subprocess.run(as_server_user(argv), check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.slow  # a cluster of its own
 def test_a_server_stopped_mid_run_leaves_nothing_half_written_and_the_next_run_finishes(own_cluster):
     url = own_cluster.url()
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
