@@ -396,6 +396,7 @@ def test_an_analyst_holding_locks_on_the_pipelines_tables_does_not_block_runs(
     ]
 
 
+@pytest.mark.slow  # waits out the 10 s the start lock is given
 def test_a_start_kept_waiting_over_10_s_for_the_start_lock_fails_naming_the_session(
     db: Conn, db_url: str, runner: Conn
 ) -> None:
