@@ -1,9 +1,11 @@
-# The two commands: `make demo` and `make test`. Both install what they need first.
+# The commands: `make demo`, `make test` (lint and every test, some minutes) and `make check`
+# (lint and the fast tests: not slow, not cron, stopping at the first failure), for the
+# edit-test loop. Each installs what it needs first.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: system venv demo demo-stop lint test bench clean
+.PHONY: system venv demo demo-stop lint check test bench clean
 
 system:
 	bash scripts/install-system.sh
@@ -25,6 +27,9 @@ lint: venv
 	$(VENV)/bin/ruff check pytools tests benchmarks
 	$(VENV)/bin/ruff format --check pytools tests benchmarks
 	$(VENV)/bin/mypy
+
+check: system venv lint
+	$(PY) -m pytest -x -q -m "not slow and not cron"
 
 test: system venv lint
 	$(PY) -m pytest

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-from pytools.cluster import LocalCluster, give_to_server_user
+from pytools.cluster import throwaway_cluster
 from pytools.config import with_database
 from pytools.generate import generate
 from pytools.migrations import migrate
@@ -35,16 +33,9 @@ def bench_server(default_port: int) -> Iterator[str]:
     if os.environ.get("BENCH_DATABASE_URL"):
         yield os.environ["BENCH_DATABASE_URL"]
         return
-    base = Path(tempfile.mkdtemp(prefix="pjp-bench-"))
-    base.chmod(0o755)
-    give_to_server_user(base)
-    cluster = LocalCluster(base / "data", int(os.environ.get("BENCH_PORT", str(default_port))))
-    cluster.start()
-    try:
+    port = int(os.environ.get("BENCH_PORT", str(default_port)))
+    with throwaway_cluster(prefix="pjp-bench-", port=port) as cluster:
         yield cluster.url("postgres")
-    finally:
-        cluster.stop()
-        subprocess.run(["rm", "-rf", str(base)], check=False)
 
 
 def fresh_database(server: str, name: str, journeys: int) -> str:

@@ -14,8 +14,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
 
 from pytools.config import build_url
 from pytools.errors import ExitCode, UserError
@@ -103,11 +110,19 @@ def give_to_server_user(path: Path) -> None:
 
 
 class LocalCluster:
-    def __init__(self, datadir: Path, port: int, bindir: Path | None = None) -> None:
+    def __init__(
+        self,
+        datadir: Path,
+        port: int,
+        bindir: Path | None = None,
+        settings: Mapping[str, str | None] | None = None,
+    ) -> None:
+        """`settings`: written over SERVER_SETTINGS and the private socket's (None: left out)."""
         self.datadir = datadir
         self.port = port
         self.bindir = bindir or find_bindir()
         self.logfile = datadir / "server.log"
+        self.settings = dict(settings or {})
 
     def url(self, dbname: str = "postgres") -> str:
         """The URL through the private socket (the data directory); no password in it."""
@@ -160,8 +175,8 @@ class LocalCluster:
                 f"{MAX_SOCKET_DIR} bytes, letters, digits and _./- only): use a shorter path",
                 ExitCode.USAGE,
             )
-        settings = {**SERVER_SETTINGS, **private_socket(self.datadir)}
-        lines = "\n".join(f"{key} = {value}" for key, value in settings.items())
+        settings = {**SERVER_SETTINGS, **private_socket(self.datadir), **self.settings}
+        lines = "\n".join(f"{key} = {value}" for key, value in settings.items() if value is not None)
         with (self.datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write(f"\n{_MARKER}\nport = {self.port}\n{lines}\n")
         (self.datadir / "pg_hba.conf").write_text(HBA, encoding="utf-8")
@@ -196,3 +211,59 @@ class LocalCluster:
             self._run(str(self.bindir / "pg_ctl"), "stop", "-m", "fast", "-D", str(self.datadir)),
         )
         return True
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (on 127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_accepting(url: str, timeout: float = 90.0) -> None:
+    """pg_ctl -w can return while a loaded machine still has the server starting up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@contextmanager
+def throwaway_cluster(
+    settings: Mapping[str, str | None] | None = None,
+    *,
+    prefix: str = "pjp-cluster-",
+    port: int | None = None,
+    make: Callable[[LocalCluster], None] | None = None,
+) -> Iterator[LocalCluster]:
+    """A cluster of its own for a test or a benchmark, stopped and removed on exit.
+
+    In a new temporary directory that the server user owns: the data directory `data` (0700,
+    the only door without a password is the socket in it) and `server.log` beside it.
+    `settings` go over SERVER_SETTINGS (None leaves one out); `make` builds the data directory
+    instead of initdb (say, pg_basebackup of another cluster); `port` defaults to a free one.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        base.chmod(0o755)  # the server user reaches its data directory inside
+        give_to_server_user(base)
+        cluster = LocalCluster(base / "data", port or free_port(), settings=settings)
+        cluster.logfile = base / "server.log"
+        if make is None:
+            cluster.init()
+        else:
+            make(cluster)
+            cluster.make_private()  # its own port and socket over what `make` copied
+        try:
+            cluster.start()
+            wait_until_accepting(cluster.url())
+            yield cluster
+        finally:
+            cluster.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

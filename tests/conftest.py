@@ -12,13 +12,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from pytools.config import with_database
 from pytools.demo import create_roles
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.backends import test_server
+from tests.helpers.databases import TEMPLATE, create_database, drop_database
+from tests.helpers.servers import test_server
 
-TEMPLATE = "pjp_template"
 _counter = itertools.count()
 
 
@@ -32,20 +31,6 @@ def server() -> Iterator[str]:
             # cluster-wide, so once, before the template is migrated (migrate grants them access)
             create_roles(conn)
         yield url
-
-
-def create_database(server: str, name: str, template: str | None = None) -> str:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        clause = f' TEMPLATE "{template}"' if template else ""
-        conn.execute(f'CREATE DATABASE "{name}"{clause}')
-    return with_database(server, name)
-
-
-def drop_database(server: str, name: str) -> None:
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute("DELETE FROM cron.job WHERE database = %s", (name,))
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

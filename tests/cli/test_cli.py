@@ -7,8 +7,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,86 +14,25 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
-from pytools.cluster import find_bindir
-from pytools.config import build_url, parse_url, with_database
+from pytools.cluster import find_bindir, free_port
+from pytools.config import parse_url, with_database
 from pytools.errors import UserError
 from pytools.sql_files import sample_file
-from tests.backends import free_port, local_server
-from tests.pipeline_helpers import insert, one_journey
+from tests.helpers.cli import SECRET, assert_ok, assert_one_error_line, clean_env, cli, cron_jobs
+from tests.helpers.databases import dbname, with_params
+from tests.helpers.pipeline import insert, one_journey
+from tests.helpers.servers import local_server
 
-REPO = Path(__file__).resolve().parents[1]
-SECRET = "s3cret-pw"
 COMMANDS = ("migrate", "run-now", "schedule", "unschedule", "status", "failures")
 USAGE, CONNECTION, NOT_MIGRATED, NO_PG_CRON = 2, 3, 4, 5
 
 
-# --- helpers -------------------------------------------------------------------------------
-
-
-def clean_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
-    """os.environ without anything that would choose a database or an option for the CLI."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key != "DATABASE_URL"
-        and not key.startswith("PIPELINE_")
-        and not (key.startswith("PG") and not key.startswith("PG_"))  # libpq's PGHOST etc.
-    }
-    env["PYTHONPATH"] = str(REPO)
-    if database_url is not None:
-        env["DATABASE_URL"] = database_url
-    env.update(extra)
-    return env
-
-
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m pytools ARGS` run in `cwd` (a test's tmp_path: no stray .env), clean env."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytools", *args],
-        capture_output=True,
-        text=True,
-        env=env if env is not None else clean_env(),
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
-
-
-def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int) -> str:
-    """The command failed with `code` and said why in exactly one `error:` line."""
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(("error:", "python -m pytools")), lines[0]
-    assert "error:" in lines[0]
-    return lines[0]
-
-
-def assert_ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def with_params(url: str, **params: str) -> str:
-    """The URL with some connection parameters replaced (user, password, port, dbname...)."""
-    return build_url({**parse_url(url), **params})
+# --- fixtures -----------------------------------------------------------------------------
 
 
 def closed_port_url(**params: str) -> str:
     return with_params(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", **params)
-
-
-def dbname(url: str) -> str:
-    return parse_url(url)["dbname"]
-
-
-def cron_jobs(server: str, job_name: str) -> list[dict[str, Any]]:
-    with psycopg.connect(server, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute("SELECT * FROM cron.job WHERE jobname = %s", (job_name,)).fetchall()
 
 
 @pytest.fixture
@@ -506,26 +443,6 @@ def test_role_that_does_not_exist(db_url: str, tmp_path: Path) -> None:
     assert "user" in line and "does not exist" in line
 
 
-@pytest.fixture
-def password_role(server: str) -> Iterator[str]:
-    """A role that must give its password (scram-sha-256) from 127.0.0.1; its name."""
-    role = f"pjp_pw_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-        if not (hba.is_file() and os.access(hba, os.R_OK | os.W_OK)):
-            pytest.skip(f"the server's hba file {hba} is not writable by the tests")
-        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'the-right-one'")
-        original = hba.read_text()
-        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n{original}")
-        try:
-            conn.execute("SELECT pg_reload_conf()")
-            yield role
-        finally:
-            hba.write_text(original)
-            conn.execute("SELECT pg_reload_conf()")
-            conn.execute(f"DROP ROLE {role}")
-
-
 def test_wrong_password(db_url: str, password_role: str, tmp_path: Path) -> None:
     url = with_params(db_url, user=password_role, password=SECRET, host="127.0.0.1")
     result = cli("failures", "--database-url", url, cwd=tmp_path)
@@ -541,6 +458,7 @@ def test_not_migrated(command: str, empty_db_url: str, tmp_path: Path) -> None:
     assert "python -m pytools migrate" in line
 
 
+@pytest.mark.slow  # a second cluster of its own
 @pytest.mark.parametrize("command", ["schedule", "unschedule", "status"])
 def test_pg_cron_not_preloaded(command: str, no_cron_db_url: str, tmp_path: Path) -> None:
     result = cli(command, "--database-url", no_cron_db_url, cwd=tmp_path)
@@ -548,12 +466,14 @@ def test_pg_cron_not_preloaded(command: str, no_cron_db_url: str, tmp_path: Path
     assert "shared_preload_libraries" in line
 
 
+@pytest.mark.slow  # a second cluster of its own
 def test_pg_cron_not_preloaded_but_cron_setting_present(no_cron_db_url: str, tmp_path: Path) -> None:
     env = clean_env(PGOPTIONS="-c cron.database_name=postgres")
     result = cli("schedule", "--database-url", no_cron_db_url, env=env, cwd=tmp_path)
     assert "shared_preload_libraries" in assert_one_error_line(result, NO_PG_CRON)
 
 
+@pytest.mark.slow  # a second cluster of its own
 @pytest.mark.parametrize("command", ["schedule", "unschedule", "status"])
 def test_pg_cron_extension_not_created(command: str, cron_not_created_db_url: str, tmp_path: Path) -> None:
     result = cli(command, "--database-url", cron_not_created_db_url, cwd=tmp_path)

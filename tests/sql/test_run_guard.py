@@ -16,7 +16,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import (
+from tests.helpers.cli import assert_one_error_line, clean_env, cli
+from tests.helpers.databases import with_params
+from tests.helpers.pipeline import (
     DISK_FULL,
     advisory_locks_held,
     current_failures,
@@ -24,7 +26,6 @@ from tests.pipeline_helpers import (
     two_activity_journeys,
     wait_until_blocked,
 )
-from tests.test_cli import assert_one_error_line, clean_env, cli, with_params
 
 OLD_RUN_LOCK = 4857394021  # the fixed advisory key runs used to keep each other out with
 RUN_LOCK_KEY1 = 485739402  # key1 of a run's own lock (pipeline._run_lock_key)
@@ -395,6 +396,7 @@ def test_an_analyst_holding_locks_on_the_pipelines_tables_does_not_block_runs(
     ]
 
 
+@pytest.mark.slow  # waits out the 10 s the start lock is given
 def test_a_start_kept_waiting_over_10_s_for_the_start_lock_fails_naming_the_session(
     db: Conn, db_url: str, runner: Conn
 ) -> None:

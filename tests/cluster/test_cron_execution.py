@@ -14,10 +14,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools import cron
-from tests.conftest import TEMPLATE, create_database, drop_database
-from tests.pipeline_helpers import DISK_FULL, insert, one_journey
+from tests.helpers.databases import TEMPLATE, create_database, drop_database
+from tests.helpers.pipeline import DISK_FULL, insert, one_journey
 
-pytestmark = pytest.mark.cron
+pytestmark = [pytest.mark.cron, pytest.mark.slow]
 
 
 @pytest.fixture

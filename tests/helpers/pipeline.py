@@ -307,7 +307,7 @@ def planted_runs(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
     return [(r["who"], r["what"]) if isinstance(r, dict) else (r[0], r[1]) for r in rows]
 
 
-# --- hostile and broken source rows (tests/test_hostile_input.py says what each must give) ---
+# --- hostile and broken source rows (tests/sql/test_hostile_input.py says what each must give) ---
 
 Rows = dict[str, tuple[Sequence[str], list[tuple[Any, ...]]]]
 

@@ -11,7 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools.generate import generate
-from tests.pipeline_helpers import COMPARED, FAILURE_KEY, insert, quiet, run
+from tests.helpers.pipeline import COMPARED, FAILURE_KEY, insert, quiet, run
 
 
 def _failures(conn, run_id: int) -> list[tuple]:

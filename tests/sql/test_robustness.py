@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import advisory_locks_held, current_failures, insert, one_journey, run, windows
+from tests.helpers.pipeline import advisory_locks_held, current_failures, insert, one_journey, run, windows
 
 
 def test_a_call_inside_a_transaction_block_fails_without_leaking_the_lock(db, db_url):

@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from pytools import cli, cron
 from pytools.generate import generate
-from tests.pipeline_helpers import (
+from tests.helpers.pipeline import (
     COMPARED,
     FAILURE_KEY,
     insert,
@@ -188,6 +188,7 @@ def _cron_executions(server: str, jobid: int) -> list[dict]:
         ).fetchall()
 
 
+@pytest.mark.slow
 @pytest.mark.cron
 def test_eight_run_nows_the_cron_job_and_application_writes_end_equal_to_a_fresh_full_run(server, db, db_url):
     generate(db_url, 300, progress=quiet)  # not run yet: the first run is a full load into an empty table

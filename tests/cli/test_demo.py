@@ -14,10 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytools.cluster import SERVER_USER, find_bindir
+from pytools.cluster import SERVER_USER, find_bindir, free_port
 from pytools.config import parse_url
 from pytools.demo import DEMO_DATABASE, demo_cluster, run_demo, stop_demo
-from tests.backends import docker_answers, free_port
+from tests.helpers.servers import docker_answers
 
 
 @pytest.fixture
@@ -32,6 +32,7 @@ def workdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow  # starts the demo's own cluster
 def test_demo_runs_the_pipeline_with_the_job_run_as_the_runner_and_reruns_idle(workdir, capsys):
     assert run_demo(workdir) == 0
     first = capsys.readouterr().out
@@ -71,6 +72,7 @@ def psql_as_nobody(host: str, port: int) -> list[str]:
             "-c", "SELECT 1", "postgres"]  # fmt: skip
 
 
+@pytest.mark.slow  # starts the demo's own cluster
 def test_the_demo_cluster_admits_no_other_local_account_and_prints_no_password(workdir, capsys):
     """Another local OS account: the demo's superuser is out of its reach. The server listens
     on no TCP port and its only socket is in the 0700 data directory (pg_cron uses it too)."""

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.pipeline_helpers import (
+from tests.helpers.pipeline import (
     BIGINT_MAX,
     BIGINT_MIN,
     LONG_TEXT,

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
-from tests.pipeline_helpers import current_failures, insert, latest_run, one_journey, run, windows
+from tests.helpers.pipeline import current_failures, insert, latest_run, one_journey, run, windows
 
 COLUMNS = {
     "schedule": ("id", "slug"),

@@ -1,14 +1,12 @@
 """Faults during a run: the server stopped, timeouts, a failures table that cannot be written.
 Each leaves no half-written state, says why where it can, releases the pipeline lock, and the
-next run completes the work. (A killed backend: tests/test_run_control.py.)"""
+next run completes the work. (A killed backend: tests/sql/test_run_control.py.)"""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +15,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from pytools.cluster import SERVER_USER, LocalCluster, as_server_user
+from pytools.cluster import LocalCluster, as_server_user, throwaway_cluster, wait_until_accepting
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.backends import free_port, wait_until_accepting
-from tests.pipeline_helpers import (
+from tests.helpers.pipeline import (
     DISK_FULL,
     advisory_locks_held,
     insert,
@@ -33,7 +30,7 @@ from tests.pipeline_helpers import (
     windows,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run_now_cli(url: str) -> subprocess.CompletedProcess[str]:
@@ -202,18 +199,8 @@ def test_a_deferred_error_at_a_runs_start_releases_the_lock_in_a_long_lived_sess
 @pytest.fixture
 def own_cluster() -> Iterator[LocalCluster]:
     """A server of this test's own, since it gets stopped (pytools' LocalCluster, fsync off)."""
-    base = Path(tempfile.mkdtemp(prefix="pjp-crash-"))
-    base.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, SERVER_USER, SERVER_USER)
-    cluster = LocalCluster(base / "data", free_port())
-    cluster.start()
-    try:
-        wait_until_accepting(cluster.url())
+    with throwaway_cluster(prefix="pjp-crash-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _pg_ctl(cluster: LocalCluster, *args: str) -> None:
@@ -221,6 +208,7 @@ def _pg_ctl(cluster: LocalCluster, *args: str) -> None:
     subprocess.run(as_server_user(argv), check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.slow  # a cluster of its own
 def test_a_server_stopped_mid_run_leaves_nothing_half_written_and_the_next_run_finishes(own_cluster):
     url = own_cluster.url()
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:

@@ -1,4 +1,4 @@
-from tests.pipeline_helpers import one_journey, run, windows
+from tests.helpers.pipeline import one_journey, run, windows
 
 
 def test_one_pair_loads_with_its_window(db):

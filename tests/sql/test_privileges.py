@@ -21,7 +21,9 @@ from psycopg.rows import dict_row
 
 from pytools.config import parse_url
 from pytools.sql_files import sample_file
-from tests.pipeline_helpers import (
+from tests.helpers.cli import SECRET, assert_ok, assert_one_error_line, clean_env, cli, cron_jobs
+from tests.helpers.databases import SOURCE_TABLES, connect, grant_owner, with_params
+from tests.helpers.pipeline import (
     PLANTED_OPERATORS,
     PLANTED_TYPES,
     catalog_calls_in_sql,
@@ -30,33 +32,8 @@ from tests.pipeline_helpers import (
     plant_look_alikes,
     planted_runs,
 )
-from tests.test_cli import (
-    SECRET,
-    assert_ok,
-    assert_one_error_line,
-    clean_env,
-    cli,
-    cron_jobs,
-    with_params,
-)
 
-SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
 USAGE, CONNECTION, DATABASE_ERROR = 2, 3, 6
-
-
-def connect(url: str, user: str) -> psycopg.Connection[dict[str, Any]]:
-    return psycopg.connect(with_params(url, user=user), autocommit=True, row_factory=dict_row)
-
-
-def grant_owner(
-    conn: psycopg.Connection[Any], dbname: str, *, select: bool = True, trigger: bool = True
-) -> None:
-    """What README "Roles" tells the DBA to grant pipeline_owner, in this database."""
-    conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO pipeline_owner')
-    rights = ", ".join(r for r, wanted in (("SELECT", select), ("TRIGGER", trigger)) if wanted)
-    if rights:
-        tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
-        conn.execute(f"GRANT {rights} ON {tables} TO pipeline_owner")
 
 
 @dataclass
@@ -172,7 +149,7 @@ def test_the_runner_reaches_the_owners_rights_only_through_the_procedure(
         [run] = runner.execute("SELECT run_id FROM pipeline.pipeline_runs").fetchall()
         # The steps that run with the owner's rights work only on a running run that this
         # session began, under that run's own lock: a finished run cannot be run again or failed.
-        # (_begin_run by hand starts a real run: tests/test_run_guard.py.)
+        # (_begin_run by hand starts a real run: tests/sql/test_run_guard.py.)
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
             runner.execute("SELECT pipeline._execute_run(%s, true)", (run["run_id"],))
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):

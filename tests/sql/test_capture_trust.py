@@ -20,9 +20,9 @@ from psycopg.rows import dict_row
 from pytools.config import parse_url
 from pytools.migrations import MigrateResult, migrate
 from pytools.sql_files import sample_file
-from tests.pipeline_helpers import one_journey, run, windows
-from tests.test_cli import assert_ok, clean_env, cli, with_params
-from tests.test_privileges import SOURCE_TABLES, connect, grant_owner
+from tests.helpers.cli import assert_ok, clean_env, cli
+from tests.helpers.databases import SOURCE_TABLES, connect, grant_owner, with_params
+from tests.helpers.pipeline import one_journey, run, windows
 
 TABLES_OWNER = "pjp_tables_owner"
 

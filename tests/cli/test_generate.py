@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from pytools.generate import ACTIVITIES_PER_JOURNEY, SCHEDULE_SLUGS, SOURCE_INDEXES, generate
-from tests.pipeline_helpers import quiet, run
+from tests.helpers.pipeline import quiet, run
 
 
 def test_generated_data_has_the_promised_shape_and_loads(db, db_url):

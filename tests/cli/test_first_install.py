@@ -21,8 +21,9 @@ from yoyo import read_migrations
 from pytools.config import parse_url, with_database
 from pytools.migrations import yoyo_backend
 from pytools.sql_files import migrations_dir, sample_file
-from tests.pipeline_helpers import one_journey
-from tests.test_cli import assert_ok, assert_one_error_line, clean_env, cli, cron_jobs, with_params
+from tests.helpers.cli import assert_ok, assert_one_error_line, clean_env, cli, cron_jobs
+from tests.helpers.databases import with_params
+from tests.helpers.pipeline import one_journey
 
 USAGE, DATABASE_ERROR = 2, 6
 WATCHED = ("patient_journey", "survey_result", "journey_activity", "activity", "schedule")

@@ -7,26 +7,20 @@ row-level pipeline_capture_replica or, where it cannot fire, every run is a full
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from pytools.cluster import SERVER_USER, LocalCluster
+from pytools.cluster import SERVER_USER, LocalCluster, throwaway_cluster
 from pytools.demo import create_roles
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.backends import free_port, wait_until_accepting
-from tests.pipeline_helpers import insert, one_journey, run, windows
-from tests.test_cli import with_params
-from tests.test_privileges import grant_owner
+from tests.helpers.databases import grant_owner, with_params
+from tests.helpers.pipeline import insert, one_journey, run, windows
 
 pytestmark = pytest.mark.slow
 _names = itertools.count()
@@ -34,23 +28,10 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    base = Path(tempfile.mkdtemp(prefix="pjp-logical-"))
-    base.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, SERVER_USER, SERVER_USER)
-    own = LocalCluster(base / "data", free_port())
-    own.init()
-    with (own.datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
-        conf.write("wal_level = logical\n")
-    own.start()
-    try:
-        wait_until_accepting(own.url())
+    with throwaway_cluster({"wal_level": "logical"}, prefix="pjp-logical-") as own:
         with psycopg.connect(own.url(), autocommit=True) as conn:
             create_roles(conn)
         yield own
-    finally:
-        own.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 class Replication:

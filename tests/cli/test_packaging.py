@@ -8,9 +8,12 @@ import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # builds a wheel and installs it
 def test_the_wheel_carries_every_sql_file_and_finds_them_when_installed(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(REPO)],

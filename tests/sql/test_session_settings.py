@@ -8,9 +8,6 @@ setting and its fix, what would keep it from working at all (pipeline._check_run
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,12 +16,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from pytools.cluster import SERVER_USER, LocalCluster, as_server_user, give_to_server_user
-from pytools.demo import create_roles
-from pytools.migrations import migrate
-from pytools.sql_files import sample_file, sql_root
-from tests.backends import free_port, wait_until_accepting
-from tests.pipeline_helpers import (
+from pytools.sql_files import sql_root
+from tests.helpers.databases import with_params
+from tests.helpers.pipeline import (
     COMPARED,
     FAILURE_KEY,
     advisory_locks_held,
@@ -33,8 +27,7 @@ from tests.pipeline_helpers import (
     insert,
     load,
 )
-from tests.sql_lexer import backslashes_outside_e_strings
-from tests.test_cli import with_params
+from tests.helpers.sql_lexer import backslashes_outside_e_strings
 
 Conn = psycopg.Connection[dict[str, Any]]
 State = tuple[dict[tuple[int, int], tuple[Any, ...]], list[tuple[Any, ...]]]
@@ -387,52 +380,3 @@ def test_timeouts_of_a_second_or_more_are_honoured_and_idle_timeouts_never_touch
     with psycopg.connect(runner_url, autocommit=True) as runner:
         runner.execute("CALL pipeline.run_patient_journey_pipeline()")
     assert db.execute("SELECT status FROM pipeline.pipeline_runs").fetchall() == [{"status": "succeeded"}]
-
-
-# --- a standby ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def standby() -> Iterator[str]:
-    """The URL of a hot standby of a primary holding the pipeline, both local clusters of this
-    test's own (pg_basebackup -R of a LocalCluster)."""
-    base = Path(tempfile.mkdtemp(prefix="pjp-standby-"))
-    base.chmod(0o755)
-    give_to_server_user(base)
-    primary = LocalCluster(base / "primary", free_port())
-    replica: LocalCluster | None = None
-    try:
-        primary.start()
-        wait_until_accepting(primary.url())
-        with psycopg.connect(primary.url(), autocommit=True) as conn:
-            create_roles(conn)
-            conn.execute(sample_file("source_tables.sql").read_text().encode())
-        migrate(primary.url())
-        replica = LocalCluster(base / "standby", free_port())
-        argv = [str(primary.bindir / "pg_basebackup"), "-h", str(primary.datadir), "-p", str(primary.port)]
-        argv += ["-U", SERVER_USER, "-D", str(replica.datadir), "-R", "-X", "stream", "-c", "fast"]
-        subprocess.run(as_server_user(argv), check=True, capture_output=True, timeout=120)
-        with (replica.datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
-            # the copied settings name the primary's socket directory: the standby has its own
-            conf.write(f"\nport = {replica.port}\nunix_socket_directories = '{replica.datadir}'\n")
-        replica.start()
-        wait_until_accepting(replica.url())
-        yield replica.url()
-    finally:
-        if replica is not None:
-            replica.stop()
-        primary.stop()
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def test_a_run_on_a_standby_is_refused_saying_so(standby: str) -> None:
-    """A DBA schedules the pipeline on a hot standby: the run refuses at once, saying why and
-    where to run it, rather than failing on its first write."""
-    with psycopg.connect(with_params(standby, user="pipeline_runner"), autocommit=True) as runner:
-        assert runner.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
-        with pytest.raises(
-            psycopg.errors.ReadOnlySqlTransaction, match="cannot run on a standby server"
-        ) as refused:
-            runner.execute("CALL pipeline.run_patient_journey_pipeline()")
-        assert "run it on the primary" in (refused.value.diag.message_primary or "")
-        assert advisory_locks_held(runner) == 0

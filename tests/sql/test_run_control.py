@@ -8,7 +8,7 @@ import time
 import psycopg
 from psycopg.rows import dict_row
 
-from tests.pipeline_helpers import (
+from tests.helpers.pipeline import (
     advisory_locks_held,
     insert,
     run,

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from pytools.config import with_database
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.conftest import TEMPLATE, create_database, drop_database
+from tests.helpers.databases import TEMPLATE, create_database, drop_database
 
 Window = tuple[int | None, int | None, str | None]
 Conn = psycopg.Connection[dict[str, Any]]

@@ -22,8 +22,8 @@ from psycopg.rows import dict_row
 from pytools.config import parse_url
 from pytools.migrations import migrate
 from pytools.sql_files import sample_file
-from tests.pipeline_helpers import one_journey
-from tests.test_cli import with_params
+from tests.helpers.databases import with_params
+from tests.helpers.pipeline import one_journey
 
 Conn = psycopg.Connection[dict[str, Any]]
 SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")

@@ -19,13 +19,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from pytools.cluster import free_port
 from pytools.config import parse_url
-from tests import test_cli
-from tests.backends import free_port
-from tests.pipeline_helpers import insert, one_journey
-from tests.test_cli import assert_ok, clean_env, cli, dbname, with_params
-
-password_role = test_cli.password_role  # a fixture: a role that must give its password over TCP
+from tests.helpers.cli import assert_ok, clean_env, cli
+from tests.helpers.databases import dbname, with_params
+from tests.helpers.pipeline import insert, one_journey
 
 PORT = free_port()  # nothing listens there
 # Passwords shaped like the leaks found (a '/', an '@' and ':', a bare '%', a space, a quote),

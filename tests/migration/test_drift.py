@@ -43,7 +43,7 @@ def _schema_dump(url: str) -> str:
 
 
 def test_replayed_migrations_equal_a_fresh_install(server, empty_db_url):
-    from tests.conftest import create_database, drop_database
+    from tests.helpers.databases import create_database, drop_database
 
     fresh_url = create_database(server, "pjp_drift_fresh")
     try:
