@@ -140,8 +140,8 @@ PLANTED_TYPES = (
 # (or polymorphic): an unqualified operator in unpinned code resolves to the planted one.
 PLANTED_OPERATORS = ("=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "~")
 # What cannot be generated from the catalog: the aggregates the SQL calls (count(*), count, sum,
-# array_agg, string_agg, bool_and, bool_or, max, min) and format(text, VARIADIC "any") (a PL/pgSQL function cannot
-# take "any"; the all-text overload wins for calls whose arguments are all text).
+# array_agg, string_agg, bool_and, bool_or, max, min) and format(text, VARIADIC "any") (a PL/pgSQL
+# function cannot take "any"; the all-text overload wins for calls whose arguments are all text).
 _PLANTED_BY_HAND = """
 CREATE FUNCTION public.format(f text, VARIADIC a text[]) RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$

@@ -519,8 +519,9 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
                 runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
             skipped = runs(db)[-1]
             assert skipped["status"] == "skipped"
-            assert f"waiting for a lock held by pid {writer.info.backend_pid} (role {writer_role})" in (
-                skipped["error_message"]
+            assert (
+                f"waiting for a lock held by pid {writer.info.backend_pid} (role {writer_role})"
+                in (skipped["error_message"])
             )
             waiting.join(120)
             assert time.monotonic() - started < 90
