@@ -196,13 +196,16 @@ def _sessions(admin: psycopg.Connection[Any], *databases: str) -> dict[str, int]
         (("unschedule",), 1, 1),
         (("run-now",), 1, 0),
         (("failures",), 1, 0),
+        (("migrate",), 2, 0),  # ours, and yoyo's own for the migrations
     ],
+    ids=["schedule", "status", "unschedule", "run-now", "failures", "migrate"],
 )
 def test_a_command_opens_one_connection_per_database_it_needs(
     args: tuple[str, ...], pipeline_db: int, cron_db: int, server: str, db_url: str, tmp_path: Path
 ) -> None:
     """pg_cron lives in another database (cron.database_name, here postgres) than the pipeline's,
-    so the cron commands need one connection to each; every other command needs one."""
+    so the cron commands need one connection to each; every other command needs one (migrate:
+    one of its own, beside the one yoyo opens for itself)."""
     env = clean_env(db_url, PIPELINE_JOB_NAME=f"pjp-wiring-{dbname(db_url)}")
     with psycopg.connect(server, autocommit=True, row_factory=dict_row) as admin:
         pipeline, cron = dbname(db_url), dbname(server)
