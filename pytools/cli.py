@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from pytools import cron, migrations, report, runs
+from pytools import cron, demo, migrations, report, runs
 from pytools.config import hide, parse_url, resolve_database_url, secrets_of
 from pytools.db import connect_dicts, database_error
 from pytools.errors import ExitCode, UserError
@@ -32,6 +32,7 @@ EXIT_CODES = """exit codes:
   6  the database refused an operation (message says which; for a missing privilege, the GRANT)"""
 
 OWNER_ROLE = "pipeline_owner"
+DEMO_PORT = demo.DEFAULT_PORT
 
 
 class Parser(argparse.ArgumentParser):
@@ -63,6 +64,12 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -219,6 +226,9 @@ def build_parser() -> Parser:
         "demo", help="start a throwaway local cluster in .pgdata/ with sample data and run once"
     )
     p.add_argument("--stop", action="store_true", help="stop the demo cluster")
+    add_option(
+        p, "--port", env="PIPELINE_DEMO_PORT", type=_port, default=DEMO_PORT, help="the demo cluster's port"
+    )
     parser.commands = dict(sub.choices)
     return parser
 
@@ -354,10 +364,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pytools import demo  # the cluster tooling is only needed here
-
     workdir = Path.cwd()
-    return demo.stop_demo(workdir) if args.stop else demo.run_demo(workdir)
+    return demo.stop_demo(workdir, args.port) if args.stop else demo.run_demo(workdir, args.port)
 
 
 COMMANDS = {

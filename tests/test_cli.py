@@ -181,7 +181,7 @@ HELP_ENV_VARS = {
     "unschedule": ["DATABASE_URL", "PIPELINE_JOB_NAME"],
     "status": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_JOB_NAME", "PIPELINE_LIMIT"],
     "failures": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_LIMIT"],
-    "demo": [],  # starts its own cluster: no database to name
+    "demo": ["PIPELINE_DEMO_PORT"],  # starts its own cluster: no database to name
 }
 
 

@@ -21,6 +21,7 @@ from tests.test_cli import USAGE, assert_ok, clean_env, cli, closed_port_url, db
 BAD_ENV_VALUES = [
     *[(command, "PIPELINE_FORMAT", "xml") for command in ("run-now", "schedule", "status", "failures")],
     *[(command, "PIPELINE_LIMIT", value) for command in ("status", "failures") for value in ("0", "many")],
+    *[("demo", "PIPELINE_DEMO_PORT", value) for value in ("abc", "70000")],
 ]
 
 
