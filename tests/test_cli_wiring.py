@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from pytools import cron
 from tests.pipeline_helpers import one_journey
 from tests.test_cli import USAGE, assert_ok, clean_env, cli, closed_port_url, dbname, with_params
 
@@ -215,3 +216,11 @@ def test_a_command_opens_one_connection_per_database_it_needs(
         after = _sessions(admin, pipeline, cron)
         admin.execute("DELETE FROM cron.job WHERE jobname = %s", (env["PIPELINE_JOB_NAME"],))
     assert (after[pipeline] - before[pipeline], after[cron] - before[cron]) == (pipeline_db, cron_db)
+
+
+def test_where_pg_cron_lives_in_the_pipelines_database_its_connection_is_the_one_given(server: str) -> None:
+    """No second connection when cron.database_name is the database connected to (here the test
+    server's postgres, where pg_cron lives)."""
+    with psycopg.connect(server, autocommit=True) as conn, cron.cron_connection(server, conn) as cron_conn:
+        assert cron_conn is conn
+        assert cron_conn.execute("SELECT count(*) FROM cron.job").fetchone() is not None
