@@ -9,15 +9,16 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
 
-from pytools import cron, migrations, report, runs
+from pytools import cron, demo, migrations, report, runs
 from pytools.config import hide, parse_url, resolve_database_url, secrets_of
-from pytools.db import database_error
+from pytools.db import connect_dicts, database_error
 from pytools.errors import ExitCode, UserError
 from pytools.text import escape_controls
 
@@ -31,6 +32,7 @@ EXIT_CODES = """exit codes:
   6  the database refused an operation (message says which; for a missing privilege, the GRANT)"""
 
 OWNER_ROLE = "pipeline_owner"
+DEMO_PORT = demo.DEFAULT_PORT
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,6 +40,11 @@ class Parser(argparse.ArgumentParser):
     a password (a URL passed without --database-url is quoted by argparse otherwise)."""
 
     hidden: Sequence[str] = ()
+    commands: dict[str, Parser]  # build_parser: each command's own parser
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = {}
 
     def error(self, message: str) -> NoReturn:
         for argument in sorted(self.hidden, key=len, reverse=True):
@@ -47,10 +54,6 @@ class Parser(argparse.ArgumentParser):
 
 def _may_hold_password(argument: str) -> bool:
     return "://" in argument or "password" in argument.lower() or "@" in argument
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, default)
 
 
 def _positive_int(text: str) -> int:
@@ -63,32 +66,101 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _limit(text: str) -> int:
-    try:
-        return _positive_int(text)
-    except argparse.ArgumentTypeError as exc:
-        raise argparse.ArgumentTypeError(f"{exc} (from --limit or PIPELINE_LIMIT)") from None
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class FromEnv:
+    """An option's value as its environment variable gave it, not yet checked: main checks it
+    with the option's own type and choices once the command is known (an option of another
+    command is never checked)."""
+
+    variable: str
+    text: str
+    convert: Callable[[str], Any]
+    choices: Sequence[Any] | None
+
+    def value(self) -> Any:
+        try:
+            value = self.convert(self.text)
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+            raise ValueError(f"environment variable {self.variable}: {exc}") from None
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(
+                f"environment variable {self.variable}: {self.text!r} is not one of "
+                f"{', '.join(map(str, self.choices))}"
+            )
+        return value
+
+
+def add_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    env: str,
+    help: str,
+    default: Any = None,
+    shown_default: str | None = None,
+    type: Callable[[str], Any] = str,
+    choices: Sequence[Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """An option whose value may also come from the environment variable `env`, declared here
+    only: the help names the variable and the default, and the variable's value is held to the
+    same `type` and `choices` as the flag's (see FromEnv; a bad one is a usage error naming it)."""
+    text = os.environ.get(env)
+    fallback: Any = default if text is None else FromEnv(env, text, type, choices)
+    shown = shown_default if shown_default is not None else default
+    parser.add_argument(
+        flag,
+        default=fallback,
+        type=type,
+        choices=choices,
+        help=f"{help} (env {env}" + ("" if shown is None else f"; default {shown}") + ")",
+        **kwargs,
+    )
+
+
+def check_env_values(parser: Parser, args: argparse.Namespace) -> None:
+    """Turn the options that came from the environment into values, or stop with a usage error
+    naming the variable, from the command's own parser."""
+    command = parser.commands.get(getattr(args, "command", ""), parser)
+    for name, given in vars(args).items():
+        if isinstance(given, FromEnv):
+            try:
+                setattr(args, name, given.value())
+            except ValueError as exc:
+                command.error(str(exc))
 
 
 def build_parser() -> Parser:
     common = Parser(add_help=False)
-    common.add_argument(
+    add_option(
+        common,
         "--database-url",
-        default=None,
-        help="PostgreSQL URL of the pipeline's database (env DATABASE_URL, else DATABASE_URL in ./.env)",
+        env="DATABASE_URL",
+        shown_default="DATABASE_URL in ./.env",
+        help="PostgreSQL URL of the pipeline's database",
     )
     output = Parser(add_help=False)
-    output.add_argument(
+    add_option(
+        output,
         "--format",
+        env="PIPELINE_FORMAT",
         choices=report.FORMATS,
-        default=_env("PIPELINE_FORMAT", "table"),
-        help="output format (env PIPELINE_FORMAT; default table)",
+        default="table",
+        help="output format",
     )
     job = Parser(add_help=False)
-    job.add_argument(
+    add_option(
+        job,
         "--job-name",
-        default=_env("PIPELINE_JOB_NAME"),
-        help="pg_cron job name (env PIPELINE_JOB_NAME; default patient-journey-pipeline@<dbname>)",
+        env="PIPELINE_JOB_NAME",
+        shown_default="patient-journey-pipeline@<dbname>",
+        help="pg_cron job name",
     )
 
     parser = Parser(
@@ -109,36 +181,34 @@ def build_parser() -> Parser:
         "--full", action="store_true", help="recompute every pair, not only those the queued changes touched"
     )
     p = sub.add_parser("schedule", parents=[common, output, job], help="create or update the pg_cron job")
-    p.add_argument(
+    add_option(
+        p,
         "--cron",
-        default=_env("PIPELINE_CRON", cron.DEFAULT_CRON),
-        help="cron expression (env PIPELINE_CRON; default hourly, '0 * * * *')",
+        env="PIPELINE_CRON",
+        default=cron.DEFAULT_CRON,
+        shown_default=f"hourly, '{cron.DEFAULT_CRON}'",
+        help="cron expression",
     )
-    p.add_argument(
+    add_option(
+        p,
         "--run-as",
+        env="PIPELINE_RUN_AS",
         metavar="ROLE",
-        default=_env("PIPELINE_RUN_AS"),
-        help="role the job runs as: one that may run the pipeline, never a superuser (env PIPELINE_RUN_AS; "
-        f"default {cron.RUNNER_ROLE} if it exists, else the connecting role if it is not a superuser)",
+        shown_default=f"{cron.RUNNER_ROLE} if it exists, else the connecting role if it is not a superuser",
+        help="role the job runs as: one that may run the pipeline, never a superuser",
     )
     sub.add_parser("unschedule", parents=[common, job], help="remove the pg_cron job")
     p = sub.add_parser(
         "status", parents=[common, output, job], help="the job, its executions and the last runs"
     )
-    p.add_argument(
-        "--limit",
-        type=_limit,
-        default=_env("PIPELINE_LIMIT", "5"),  # argparse converts (and checks) string defaults
-        help="rows of history to show (env PIPELINE_LIMIT; default 5)",
+    add_option(
+        p, "--limit", env="PIPELINE_LIMIT", type=_positive_int, default=5, help="rows of history to show"
     )
     p = sub.add_parser("failures", parents=[common, output], help="recent failures")
     p.add_argument("--run-id", type=_positive_int, help="failures of this run")
     p.add_argument("--all", action="store_true", help="every retained failure, not only the latest run's")
-    p.add_argument(
-        "--limit",
-        type=_limit,
-        default=_env("PIPELINE_LIMIT", "50"),
-        help="at most this many rows (env PIPELINE_LIMIT; default 50)",
+    add_option(
+        p, "--limit", env="PIPELINE_LIMIT", type=_positive_int, default=50, help="at most this many rows"
     )
     p = sub.add_parser(
         "generate",
@@ -156,6 +226,10 @@ def build_parser() -> Parser:
         "demo", help="start a throwaway local cluster in .pgdata/ with sample data and run once"
     )
     p.add_argument("--stop", action="store_true", help="stop the demo cluster")
+    add_option(
+        p, "--port", env="PIPELINE_DEMO_PORT", type=_port, default=DEMO_PORT, help="the demo cluster's port"
+    )
+    parser.commands = dict(sub.choices)
     return parser
 
 
@@ -194,8 +268,7 @@ def _capture_warnings(role: str, unwatched: list[tuple[str, str]]) -> list[str]:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
-    result = migrations.migrate(url)
+    result = migrations.migrate(args.database_url)
     applied = ", ".join(result.applied) or "none pending"
     _say(f"migrations applied: {applied}; routines (re)created: {result.routines}")
     if result.superuser:
@@ -224,25 +297,23 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_now(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
     try:
-        run = runs.run_now(url, full=args.full)
+        run = runs.run_now(args.database_url, full=args.full)
     except runs.RunFailed as failed:
         if failed.run is not None:
             _print([failed.run], args.format)
-        _error(f"{failed}; see `python -m pytools failures`", secrets_of(url))
+        _error(f"{failed}; see `python -m pytools failures`", secrets_of(args.database_url))
         return ExitCode.RUN_FAILED
     _print([run], args.format)
     return ExitCode.OK
 
 
-def _job_name(args: argparse.Namespace, url: str) -> str:
-    return str(args.job_name or cron.default_job_name(url))
+def _job_name(args: argparse.Namespace) -> str:
+    return str(args.job_name or cron.default_job_name(args.database_url))
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
-    job, run_as = cron.schedule_as(url, args.cron, _job_name(args, url), args.run_as)
+    job, run_as = cron.schedule_as(args.database_url, args.cron, _job_name(args), args.run_as)
     _print([vars(job)], args.format)
     if args.format == "table":  # json and csv carry it in the username field
         _say(f"the job runs as role {job.username} ({run_as.why})")
@@ -250,9 +321,8 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_unschedule(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
-    name = _job_name(args, url)
-    if cron.unschedule(url, name):
+    name = _job_name(args)
+    if cron.unschedule(args.database_url, name):
         _say(f"removed pg_cron job {name!r}")
     else:
         _say(f"no pg_cron job named {name!r}; nothing to remove")
@@ -260,9 +330,9 @@ def _cmd_unschedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
-    last_runs = runs.recent_runs(url, args.limit)
-    job, executions = cron.job_history(url, _job_name(args, url), args.limit)
+    with connect_dicts(args.database_url) as conn:  # the runs and, where pg_cron lives here, the job
+        last_runs = runs.recent_runs(conn, args.limit)
+        job, executions = cron.job_history(args.database_url, _job_name(args), args.limit, conn=conn)
     if args.format == "json":
         print(
             report.to_json({"job": vars(job) if job else None, "executions": executions, "runs": last_runs})
@@ -281,8 +351,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_failures(args: argparse.Namespace) -> int:
-    url = resolve_database_url(args.database_url)
-    rows = runs.failures(url, run_id=args.run_id, all_runs=args.all, limit=args.limit)
+    rows = runs.failures(args.database_url, run_id=args.run_id, all_runs=args.all, limit=args.limit)
     _print(rows, args.format)
     return ExitCode.OK
 
@@ -290,16 +359,13 @@ def _cmd_failures(args: argparse.Namespace) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from pytools import generate
 
-    url = resolve_database_url(args.database_url)
-    generate.generate(url, args.journeys, force=args.force)
+    generate.generate(args.database_url, args.journeys, force=args.force)
     return ExitCode.OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from pytools import demo  # the cluster tooling is only needed here
-
     workdir = Path.cwd()
-    return demo.stop_demo(workdir) if args.stop else demo.run_demo(workdir)
+    return demo.stop_demo(workdir, args.port) if args.stop else demo.run_demo(workdir, args.port)
 
 
 COMMANDS = {
@@ -328,7 +394,7 @@ ACCESS_FIXES = {
 def _login_role(args: argparse.Namespace) -> str:
     """The role the command connected as (as libpq chooses it when the URL names none)."""
     try:
-        params = parse_url(resolve_database_url(args.database_url))
+        params = parse_url(args.database_url if args.resolved else "")
     except UserError:
         return "<role>"
     try:
@@ -354,19 +420,21 @@ def _error(message: str, secrets: list[str]) -> None:
 
 
 def _secrets(args: argparse.Namespace) -> list[str]:
-    try:
-        return secrets_of(resolve_database_url(getattr(args, "database_url", None)))
-    except UserError:  # no URL, or one libpq cannot parse: none of it is ever printed
-        return secrets_of(None)
+    """What to hide: the URL's passwords once main resolved it; before (no URL, or one libpq
+    cannot parse, none of which is ever printed), PGPASSWORD's only."""
+    return secrets_of(getattr(args, "database_url", None) if args.resolved else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     Parser.hidden = [a for a in (sys.argv[1:] if argv is None else argv) if _may_hold_password(a)]
     args = parser.parse_args(argv)
-    if getattr(args, "format", "table") not in report.FORMATS:  # argparse skips defaults
-        parser.error(f"PIPELINE_FORMAT={args.format!r} is not one of {', '.join(report.FORMATS)}")
+    check_env_values(parser, args)
+    args.resolved = False
     try:
+        if "database_url" in vars(args):  # every command but demo: resolved once, here
+            args.database_url = resolve_database_url(args.database_url)
+            args.resolved = True
         return int(COMMANDS[args.command](args))
     except UserError as exc:
         _error(str(exc), _secrets(args))

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import psycopg.conninfo
+from dotenv import dotenv_values
 
 from pytools.errors import ExitCode, UserError
 from pytools.text import escape_controls
@@ -16,22 +17,22 @@ URL_HELP = "postgresql://user:password@host:5432/dbname"
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file; comments, blanks and malformed lines are ignored."""
-    values: dict[str, str] = {}
+    """The variables a .env file sets, as python-dotenv reads it (quotes, `export`, comments);
+    none when there is no such file. A variable without a value (`KEY` alone) is left out, and
+    `${...}` is not expanded: a password may hold a `$`."""
     if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+        return {}
+    return {
+        key: value
+        for key, value in dotenv_values(path, interpolate=False, encoding="utf-8").items()
+        if value is not None
+    }
 
 
-def resolve_database_url(cli_value: str | None, cwd: Path | None = None) -> str:
-    """--database-url, else DATABASE_URL in the environment, else DATABASE_URL in ./.env."""
-    url = cli_value or os.environ.get("DATABASE_URL")
+def resolve_database_url(given: str | None, cwd: Path | None = None) -> str:
+    """The URL given (by --database-url, else DATABASE_URL in the environment: the CLI reads
+    both), else DATABASE_URL in ./.env; checked to be one libpq can parse."""
+    url = given
     if not url:
         url = read_dotenv((cwd or Path.cwd()) / ".env").get("DATABASE_URL")
     if not url:

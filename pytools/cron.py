@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from pytools.config import database_name, with_database
-from pytools.db import connect, connect_dicts, database_error
+from pytools.db import Target, connect_dicts, database_error, using
 from pytools.errors import ExitCode, UserError
 from pytools.migrations import require_migrated
 
 DEFAULT_CRON = "0 * * * *"
 JOB_COMMAND = "CALL pipeline.run_patient_journey_pipeline('cron')"
 RUNNER_ROLE = "pipeline_runner"
-PROCEDURE = "pipeline.run_patient_journey_pipeline(text, boolean)"
+PROCEDURE = "pipeline.run_patient_journey_pipeline(text, boolean, bigint)"
 CREATE_RUNNER = (
     f"CREATE ROLE {RUNNER_ROLE} LOGIN; then run `python -m pytools migrate`, which grants it the "
     "right to run the pipeline"
@@ -120,9 +121,10 @@ def cron_database(conn: psycopg.Connection[Any]) -> str:
     """The database pg_cron runs in, or a one-line error saying how to set pg_cron up."""
     # Only a loaded pg_cron defines the setting at postmaster level; a value set by hand
     # (postgresql.conf, PGOPTIONS) without the library is a mere placeholder.
-    row = conn.execute(
-        "SELECT setting FROM pg_settings WHERE name = 'cron.database_name' AND context = 'postmaster'"
-    ).fetchone()
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute(
+            "SELECT setting FROM pg_settings WHERE name = 'cron.database_name' AND context = 'postmaster'"
+        ).fetchone()
     if not row:
         # pg_cron shows its settings to superusers and pg_read_all_settings only; a placeholder
         # set by hand is visible to all, so a hidden one is the loaded library's.
@@ -145,19 +147,31 @@ def cron_database(conn: psycopg.Connection[Any]) -> str:
 
 
 @contextmanager
-def cron_connection(url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-    """A connection to pg_cron's database, checked to hold the pg_cron extension."""
-    with connect(url) as conn:
-        cron_db = cron_database(conn)
+def cron_connection(url: str, conn: Target | None = None) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """A connection to pg_cron's database, checked to hold the pg_cron extension.
+
+    `conn`, a connection to the pipeline's database `url` (else one is opened), asks where
+    pg_cron lives; it is that connection itself when pg_cron lives in the pipeline's database,
+    else a second one to pg_cron's (cron.database_name), with the same credentials.
+    """
+    with using(conn if conn is not None else url) as target:
+        cron_db = cron_database(target)
+        if cron_db == target.info.dbname:
+            _require_extension(target, cron_db)
+            yield target
+            return
     with connect_dicts(with_database(url, cron_db)) as cron_conn:
-        row = cron_conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone()
-        if row is None:
-            raise UserError(
-                f"pg_cron is loaded but not created in database {cron_db!r}: "
-                f"run CREATE EXTENSION pg_cron; there as a superuser",
-                ExitCode.NO_PG_CRON,
-            )
+        _require_extension(cron_conn, cron_db)
         yield cron_conn
+
+
+def _require_extension(conn: psycopg.Connection[Any], cron_db: str) -> None:
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'").fetchone() is None:
+        raise UserError(
+            f"pg_cron is loaded but not created in database {cron_db!r}: "
+            f"run CREATE EXTENSION pg_cron; there as a superuser",
+            ExitCode.NO_PG_CRON,
+        )
 
 
 @dataclass(frozen=True)
@@ -183,13 +197,18 @@ def find_job(conn: psycopg.Connection[dict[str, Any]], job_name: str) -> Job | N
     return jobs[0] if jobs else None
 
 
-def choose_run_as(target: psycopg.Connection[Any], requested: str | None) -> RunAs:
+def choose_run_as(conn: psycopg.Connection[Any], requested: str | None) -> RunAs:
     """The role the job will run as, checked; a one-line error when there is none fit for it.
 
     Asked for (--run-as), else pipeline_runner if it exists, else the connecting role unless
     it is a superuser. Refused: a superuser, a role that cannot log in (pg_cron connects as
     it) or may not run the pipeline, and, when connected as a non-superuser, another role.
     """
+    with conn.cursor(row_factory=tuple_row) as target:
+        return _choose_run_as(target, requested)
+
+
+def _choose_run_as(target: psycopg.Cursor[tuple[Any, ...]], requested: str | None) -> RunAs:
     me, me_super = target.execute(
         "SELECT current_user::text, rolsuper FROM pg_roles WHERE rolname = current_user"
     ).fetchone() or ("", False)
@@ -251,13 +270,16 @@ def schedule(url: str, cron_expr: str, job_name: str, run_as: str | None = None)
 
 
 def schedule_as(url: str, cron_expr: str, job_name: str, run_as: str | None = None) -> tuple[Job, RunAs]:
-    """Create or update the job, running as `run_as` or the role choose_run_as picks."""
+    """Create or update the job, running as `run_as` or the role choose_run_as picks.
+
+    One connection to the pipeline's database, and a second to pg_cron's only when pg_cron
+    lives in another database (cron.database_name).
+    """
     cron_expr = check_cron(cron_expr)
     dbname = database_name(url)
-    with cron_connection(url) as conn:
-        with connect(url) as target:
-            require_migrated(target)  # else the job would call a procedure that does not exist
-            choice = choose_run_as(target, run_as)
+    with using(url) as target, cron_connection(url, target) as conn:
+        require_migrated(target)  # else the job would call a procedure that does not exist
+        choice = choose_run_as(target, run_as)
         superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
         try:
             if superuser and superuser["rolsuper"]:
@@ -291,7 +313,7 @@ def schedule_as(url: str, cron_expr: str, job_name: str, run_as: str | None = No
 
 def unschedule(url: str, job_name: str) -> bool:
     """Remove the job (whichever role it runs as); False when there was none (nothing to do)."""
-    with cron_connection(url) as conn:
+    with cron_connection(url) as conn:  # pg_cron's database; the pipeline's is asked where that is
         jobs = _jobs_named(conn, job_name)
         if not jobs:
             return False
@@ -304,9 +326,12 @@ def unschedule(url: str, job_name: str) -> bool:
     return True
 
 
-def job_history(url: str, job_name: str, limit: int) -> tuple[Job | None, list[dict[str, Any]]]:
-    """The job and its latest executions from cron.job_run_details, newest first."""
-    with cron_connection(url) as conn:
+def job_history(
+    url: str, job_name: str, limit: int, *, conn: Target | None = None
+) -> tuple[Job | None, list[dict[str, Any]]]:
+    """The job and its latest executions from cron.job_run_details, newest first; `conn`, an
+    open connection to the pipeline's database `url`, is used rather than a new one."""
+    with cron_connection(url, conn) as conn:
         job = find_job(conn, job_name)
         if job is None:
             return None, []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -71,6 +73,20 @@ def connect_dicts(url: str) -> psycopg.Connection[dict[str, Any]]:
     conn = connect(url)
     conn.row_factory = dict_row  # type: ignore[assignment]
     return conn  # type: ignore[return-value]
+
+
+Target = str | psycopg.Connection[dict[str, Any]]
+
+
+@contextmanager
+def using(target: Target) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """The connection given (left open: its opener closes it), or a new one to the URL given
+    (closed on the way out): a command threads its one connection through the functions it calls."""
+    if isinstance(target, str):
+        with connect_dicts(target) as conn:
+            yield conn
+    else:
+        yield target
 
 
 def describe_connection_error(url: str, message: str) -> str:

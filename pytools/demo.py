@@ -73,16 +73,19 @@ def claim_private_dir(path: Path) -> None:
         )
 
 
-def demo_cluster(workdir: Path) -> LocalCluster:
-    text = os.environ.get("PIPELINE_DEMO_PORT", str(DEFAULT_PORT))
-    if not text.isdigit():
-        raise UserError(f"PIPELINE_DEMO_PORT={text!r} is not a port number", ExitCode.USAGE)
-    port = int(text)
+def demo_cluster(workdir: Path, port: int | None = None) -> LocalCluster:
+    """The demo's cluster on `port` (the CLI's --port, which reads PIPELINE_DEMO_PORT); a caller
+    that gives none (a test, a script) gets PIPELINE_DEMO_PORT, else the default."""
+    if port is None:
+        text = os.environ.get("PIPELINE_DEMO_PORT", str(DEFAULT_PORT))
+        if not text.isdigit():
+            raise UserError(f"PIPELINE_DEMO_PORT={text!r} is not a port number", ExitCode.USAGE)
+        port = int(text)
     return LocalCluster(demo_datadir(workdir), port)
 
 
-def run_demo(workdir: Path) -> int:
-    cluster = demo_cluster(workdir)
+def run_demo(workdir: Path, port: int | None = None) -> int:
+    cluster = demo_cluster(workdir, port)
     print(f"starting a throwaway PostgreSQL with pg_cron in {cluster.datadir} (port {cluster.port})")
     cluster.start()
     with connect(cluster.url("postgres")) as conn:
@@ -136,8 +139,8 @@ def run_demo(workdir: Path) -> int:
     return 0
 
 
-def stop_demo(workdir: Path) -> int:
-    cluster = demo_cluster(workdir)
+def stop_demo(workdir: Path, port: int | None = None) -> int:
+    cluster = demo_cluster(workdir, port)
     if not cluster.initialised:
         print("no demo cluster here; nothing to stop")
     elif cluster.stop():

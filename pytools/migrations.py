@@ -11,7 +11,7 @@ from yoyo import read_migrations
 from yoyo.backends import DatabaseBackend, get_backend_class
 from yoyo.connections import DatabaseURI
 from yoyo.exceptions import LockTimeout
-from yoyo.migrations import default_migration_table
+from yoyo.migrations import Migration, default_migration_table
 
 from pytools.config import parse_url
 from pytools.db import connect, database_error
@@ -177,51 +177,11 @@ def yoyo_backend(url: str, schema: str = SCHEMA) -> DatabaseBackend:
 
 
 def migrate(url: str) -> MigrateResult:
+    """Migrations, then routines: over one connection of ours, and yoyo's own for its step."""
     with connect(url) as conn:
-        version = conn.info.server_version
-        if version < MIN_SERVER_VERSION:
-            raise UserError(
-                f"PostgreSQL {version // 10000} is too old: the pipeline needs PostgreSQL 15 or later; "
-                "upgrade the server, then run migrate again",
-                ExitCode.DATABASE_ERROR,
-            )
-        try:
-            # yoyo keeps its bookkeeping in the pipeline schema, so the schema must exist first.
-            if conn.execute(_SCHEMA_EXISTS).fetchone() is None:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            refuse_foreign_objects(conn)
-            superuser = bool((conn.execute(_IS_SUPERUSER).fetchone() or (False,))[0])
-        except psycopg.errors.InsufficientPrivilege:
-            raise UserError(
-                "creating schema pipeline failed: this role may not create schemas in the database; "
-                "a superuser can run CREATE SCHEMA pipeline AUTHORIZATION <this role> (or GRANT CREATE "
-                "ON DATABASE <db> TO <this role>), then run migrate again as this role",
-                ExitCode.DATABASE_ERROR,
-            ) from None
-        except psycopg.Error as exc:
-            raise database_error("creating schema pipeline", exc) from None
-
-    try:
-        backend = yoyo_backend(url)
-    except psycopg.Error as exc:
-        raise database_error("connecting yoyo", exc) from None
-    migrations = read_migrations(str(migrations_dir()))
-    try:
-        with backend.lock():
-            pending = backend.to_apply(migrations)
-            backend.apply_migrations(pending)
-    except psycopg.Error as exc:
-        raise database_error("applying migrations", exc) from None
-    except LockTimeout:
-        raise UserError(
-            "another migrate holds yoyo's lock: wait for it, or clear a stale lock with "
-            "DELETE FROM pipeline.yoyo_lock",
-            ExitCode.DATABASE_ERROR,
-        ) from None
-    finally:
-        backend.connection.close()
-
-    with connect(url, autocommit=False) as conn:
+        superuser = _prepare_schema(conn)
+        pending = _apply_migrations(url)
+        conn.autocommit = False  # the routines, change capture and grants: one transaction
         step = "waiting for another migrate"
         try:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROUTINE_LOCK_KEY,))
@@ -256,6 +216,56 @@ def migrate(url: str) -> MigrateResult:
         access=[(str(role), bool(granted), str(what)) for role, granted, what in access],
         superuser=superuser,
     )
+
+
+def _prepare_schema(conn: psycopg.Connection[Any]) -> bool:
+    """Check the server, create schema pipeline if need be (yoyo keeps its bookkeeping there),
+    refuse objects of other roles in it; whether the migrating role is a superuser."""
+    version = conn.info.server_version
+    if version < MIN_SERVER_VERSION:
+        raise UserError(
+            f"PostgreSQL {version // 10000} is too old: the pipeline needs PostgreSQL 15 or later; "
+            "upgrade the server, then run migrate again",
+            ExitCode.DATABASE_ERROR,
+        )
+    try:
+        if conn.execute(_SCHEMA_EXISTS).fetchone() is None:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        refuse_foreign_objects(conn)
+        return bool((conn.execute(_IS_SUPERUSER).fetchone() or (False,))[0])
+    except psycopg.errors.InsufficientPrivilege:
+        raise UserError(
+            "creating schema pipeline failed: this role may not create schemas in the database; "
+            "a superuser can run CREATE SCHEMA pipeline AUTHORIZATION <this role> (or GRANT CREATE "
+            "ON DATABASE <db> TO <this role>), then run migrate again as this role",
+            ExitCode.DATABASE_ERROR,
+        ) from None
+    except psycopg.Error as exc:
+        raise database_error("creating schema pipeline", exc) from None
+
+
+def _apply_migrations(url: str) -> list[Migration]:
+    """The pending migrations, applied by yoyo over its own connection, under its lock."""
+    try:
+        backend = yoyo_backend(url)
+    except psycopg.Error as exc:
+        raise database_error("connecting yoyo", exc) from None
+    migrations = read_migrations(str(migrations_dir()))
+    try:
+        with backend.lock():
+            pending = backend.to_apply(migrations)  # a MigrationList: it carries the post-apply steps
+            backend.apply_migrations(pending)
+    except psycopg.Error as exc:
+        raise database_error("applying migrations", exc) from None
+    except LockTimeout:
+        raise UserError(
+            "another migrate holds yoyo's lock: wait for it, or clear a stale lock with "
+            "DELETE FROM pipeline.yoyo_lock",
+            ExitCode.DATABASE_ERROR,
+        ) from None
+    finally:
+        backend.connection.close()
+    return list(pending)
 
 
 def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
 
-from pytools.db import connect_dicts, database_error
+from pytools.db import Target, database_error, using
 from pytools.migrations import require_migrated
 
 RUN_COLUMNS = (
@@ -14,6 +15,8 @@ RUN_COLUMNS = (
     "round(extract(epoch FROM finished_at - started_at)::numeric, 3) AS seconds, "
     "rows_inserted, rows_updated, rows_held_back, failures, error_message"
 )
+# The DETAIL of the errors the procedure raises after recording the run.
+_RUN_ID_DETAIL = re.compile(r"run_id=([0-9]+)")
 FAILURE_COLUMNS = (
     "failure_id, run_id, failed_at, stage, schedule_id, schedule_slug, patient_journey_id, "
     "activity_id, sqlstate, error_message, rows_held_back"
@@ -28,29 +31,42 @@ class RunFailed(Exception):
         self.run = run
 
 
-def run_now(url: str, trigger: str = "manual", *, full: bool = False) -> dict[str, Any]:
-    """CALL the procedure (it COMMITs, so autocommit) and return this session's run row."""
-    with connect_dicts(url) as conn:
+def _run_id_of(error: psycopg.Error) -> int | None:
+    """The run a failed CALL recorded, from the error's DETAIL (run_id=N): the procedure puts
+    it there when it raises after recording the run, since a RAISE loses OUT values."""
+    match = _RUN_ID_DETAIL.fullmatch(error.diag.message_detail or "")
+    return int(match.group(1)) if match else None
+
+
+def run_now(target: Target, trigger: str = "manual", *, full: bool = False) -> dict[str, Any]:
+    """CALL the procedure (it COMMITs, so autocommit) and return the row of the run it hands back.
+
+    `target`: the pipeline database's URL, or a connection to it (autocommit, dict rows).
+    """
+    with using(target) as conn:
         require_migrated(conn)
-        # Runs started before this call are not ours, even from a backend with our pid.
-        before = conn.execute(
-            "SELECT coalesce(max(run_id), 0) AS run_id FROM pipeline.pipeline_runs"
-        ).fetchone()
+        run_id: int | None = None
         try:
-            conn.execute("CALL pipeline.run_patient_journey_pipeline(%s, %s)", (trigger, full))
+            row = conn.execute(
+                "CALL pipeline.run_patient_journey_pipeline(%s, %s)", (trigger, full)
+            ).fetchone()
+            run_id = row["p_run_id"] if row else None
             error = None
         except psycopg.errors.ExternalRoutineException as exc:
+            run_id = _run_id_of(exc)
             error = exc.diag.message_primary or str(exc)
         except psycopg.errors.InsufficientPrivilege:
             raise  # the caller may not run the pipeline (or its steps): no run happened
         except psycopg.Error as exc:
-            # The run could not even record itself (e.g. pipeline_failures unwritable).
+            # The run could not even record itself (e.g. pipeline_failures unwritable); an
+            # error the procedure did not raise itself names no run, and none is guessed.
+            run_id = _run_id_of(exc)
             error = f"the run broke: {exc.diag.message_primary or exc}"
-        run = conn.execute(
-            f"SELECT {RUN_COLUMNS} FROM pipeline.pipeline_runs "
-            "WHERE backend_pid = pg_backend_pid() AND run_id > %s ORDER BY run_id DESC LIMIT 1",
-            (before["run_id"] if before else 0,),
-        ).fetchone()
+        run = None
+        if run_id is not None:
+            run = conn.execute(
+                f"SELECT {RUN_COLUMNS} FROM pipeline.pipeline_runs WHERE run_id = %s", (run_id,)
+            ).fetchone()
     if error is not None:
         raise RunFailed(error, run)
     if run is None:
@@ -58,8 +74,8 @@ def run_now(url: str, trigger: str = "manual", *, full: bool = False) -> dict[st
     return run
 
 
-def recent_runs(url: str, limit: int) -> list[dict[str, Any]]:
-    with connect_dicts(url) as conn:
+def recent_runs(target: Target, limit: int) -> list[dict[str, Any]]:
+    with using(target) as conn:
         require_migrated(conn)
         return conn.execute(
             f"SELECT {RUN_COLUMNS} FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT %s",
@@ -67,7 +83,7 @@ def recent_runs(url: str, limit: int) -> list[dict[str, Any]]:
         ).fetchall()
 
 
-def failures(url: str, *, run_id: int | None, all_runs: bool, limit: int) -> list[dict[str, Any]]:
+def failures(target: Target, *, run_id: int | None, all_runs: bool, limit: int) -> list[dict[str, Any]]:
     """The latest run's failures (pipeline.current_failures), one run's, or all retained ones."""
     if run_id is not None:
         source, where, params = "pipeline.pipeline_failures", "WHERE run_id = %s", [run_id]
@@ -75,7 +91,7 @@ def failures(url: str, *, run_id: int | None, all_runs: bool, limit: int) -> lis
         source, where, params = "pipeline.pipeline_failures", "", []
     else:
         source, where, params = "pipeline.current_failures", "", []
-    with connect_dicts(url) as conn:
+    with using(target) as conn:
         require_migrated(conn)
         try:
             return conn.execute(

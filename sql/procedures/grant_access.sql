@@ -19,7 +19,7 @@ BEGIN
     access := 'may run the pipeline (EXECUTE on pipeline.run_patient_journey_pipeline) and read pipeline_runs';
     IF granted THEN
         GRANT USAGE ON SCHEMA pipeline TO pipeline_runner;
-        GRANT EXECUTE ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean) TO pipeline_runner;
+        GRANT EXECUTE ON PROCEDURE pipeline.run_patient_journey_pipeline(text, boolean, bigint) TO pipeline_runner;
         GRANT EXECUTE ON FUNCTION pipeline._begin_run(text), pipeline._execute_run(bigint, boolean),
                                   pipeline._fail_run(bigint, text) TO pipeline_runner;
         GRANT SELECT ON pipeline.pipeline_runs TO pipeline_runner;

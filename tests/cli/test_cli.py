@@ -118,7 +118,7 @@ HELP_ENV_VARS = {
     "unschedule": ["DATABASE_URL", "PIPELINE_JOB_NAME"],
     "status": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_JOB_NAME", "PIPELINE_LIMIT"],
     "failures": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_LIMIT"],
-    "demo": [],  # starts its own cluster: no database to name
+    "demo": ["PIPELINE_DEMO_PORT"],  # starts its own cluster: no database to name
 }
 
 
@@ -145,8 +145,8 @@ def test_migrate_applies_then_reports_none_pending(empty_db_url: str, tmp_path: 
     assert "none pending" in second and "0001" not in second
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         assert conn.execute(
-            "SELECT to_regprocedure('pipeline.run_patient_journey_pipeline(text, boolean)')"
-        ).fetchone() == ("pipeline.run_patient_journey_pipeline(text,boolean)",)
+            "SELECT to_regprocedure('pipeline.run_patient_journey_pipeline(text, boolean, bigint)')"
+        ).fetchone() == ("pipeline.run_patient_journey_pipeline(text,boolean,bigint)",)
 
 
 # --- run-now -------------------------------------------------------------------------------

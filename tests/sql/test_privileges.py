@@ -560,7 +560,7 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
     pinned = {"search_path=pg_catalog, pipeline, pg_temp", "search_path=pg_catalog, pg_temp"}
     for routine in routines:
         if routine["prokind"] == "p":  # it COMMITs, so it cannot pin: every name in it is qualified
-            assert routine["name"] == "pipeline.run_patient_journey_pipeline(text,boolean)"
+            assert routine["name"] == "pipeline.run_patient_journey_pipeline(text,boolean,bigint)"
             assert not routine["prosecdef"] and not routine["public_execute"] and routine["runner_execute"]
             continue
         assert set(routine["proconfig"] or []) & pinned, routine
