@@ -19,20 +19,25 @@ from pytools.cluster import find_bindir, free_port
 from pytools.config import parse_url, with_database
 from pytools.errors import UserError
 from pytools.sql_files import sample_file
-from tests.helpers.cli import SECRET, assert_ok, assert_one_error_line, clean_env, cli, cron_jobs
+from tests.helpers.cli import (
+    CONNECTION,
+    NO_PG_CRON,
+    NOT_MIGRATED,
+    SECRET,
+    USAGE,
+    assert_ok,
+    assert_one_error_line,
+    clean_env,
+    cli,
+    closed_port_url,
+    cron_jobs,
+)
 from tests.helpers.databases import dbname, with_params
 from tests.helpers.pipeline import insert, one_journey
 from tests.helpers.servers import local_server
 
 COMMANDS = ("migrate", "run-now", "schedule", "unschedule", "status", "failures")
-USAGE, CONNECTION, NOT_MIGRATED, NO_PG_CRON = 2, 3, 4, 5
-
-
 # --- fixtures -----------------------------------------------------------------------------
-
-
-def closed_port_url(**params: str) -> str:
-    return with_params(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", **params)
 
 
 @pytest.fixture

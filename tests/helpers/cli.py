@@ -12,8 +12,18 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from pytools.cluster import free_port
+from tests.helpers.databases import with_params
+
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-pw"
+# The CLI's exit codes the tests expect (pytools.errors.ExitCode)
+USAGE, CONNECTION, NOT_MIGRATED, NO_PG_CRON = 2, 3, 4, 5
+
+
+def closed_port_url(**params: str) -> str:
+    """A URL of a port nothing listens on."""
+    return with_params(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", **params)
 
 
 def clean_env(database_url: str | None = None, **extra: str) -> dict[str, str]:

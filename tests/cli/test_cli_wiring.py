@@ -15,8 +15,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools import cron
-from tests.pipeline_helpers import one_journey
-from tests.test_cli import USAGE, assert_ok, clean_env, cli, closed_port_url, dbname, with_params
+from tests.helpers.cli import USAGE, assert_ok, clean_env, cli, closed_port_url
+from tests.helpers.databases import dbname, with_params
+from tests.helpers.pipeline import one_journey
 
 # (command, variable, a value the option refuses): every option with a type or choices.
 BAD_ENV_VALUES = [
