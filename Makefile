@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: system venv demo demo-stop lint test bench clean
+.PHONY: system venv demo demo-stop lint test bench clean freeze
 
 system:
 	bash scripts/install-system.sh
@@ -28,6 +28,14 @@ lint: venv
 
 test: system venv lint
 	$(PY) -m pytest
+
+# Lists the SHA-256 of each migration not yet in sql/migrations/frozen.txt (run it when a new
+# migration is ready to release); lines already there are never rewritten: released migrations
+# never change (docs/migrations.md).
+freeze:
+	cd sql/migrations && for f in *.sql; do \
+		grep -q "  $$f$$" frozen.txt || sha256sum "$$f" >> frozen.txt; \
+	done
 
 clean: demo-stop
 	rm -rf .pgdata $(VENV)
