@@ -7,6 +7,7 @@ Released migrations never change: sql/migrations/frozen.txt lists the hash of ea
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import subprocess
@@ -129,15 +130,26 @@ def test_every_migration_is_listed_in_frozen_txt():
 # The last commit of each release: the commit before the next migration arrived on the main
 # line (0006, 0007 and 0008 arrived out of order, from three branches), and the one before this
 # issue's migration. A database migrated there has those migrations and that commit's routines.
+# Not here: the states before the freeze whose migrations were edited later (0003 without
+# settings.work_mem, before 13f429c; 0004 under its first name, count-held-back-groups, up to
+# 4c4d0ce): no new migration can reach them (docs/migrations.md).
 RELEASES = {
     "0001-0002": "e1e6a7f",
     "0001-0003": "b9b8293",
-    "0001-0004": "d7a4d0d",
     "0001-0005": "313f2c4",
     "0001-0005,0007": "5bba7ef",
     "0001-0005,0007-0008": "f442697",
     "0001-0008": "da71ee5",
 }
+
+
+# Releases before 0006 enabled the statement-level capture triggers ALWAYS; install_change_capture
+# keeps them so on purpose (re-enabling needs the table's owner and costs a full run), and
+# ALWAYS and plain ENABLE capture the same, for the apply worker fires no statement-level trigger
+# but TRUNCATE's. The only difference the comparison forgives.
+_OLD_ALWAYS = re.compile(
+    r"^ALTER TABLE \S+ ENABLE ALWAYS TRIGGER pipeline_capture_(changes|insert|update|delete);\n", re.MULTILINE
+)
 
 
 def _export(commit: str, dest: Path) -> Path:
@@ -189,8 +201,10 @@ def test_a_database_migrated_from_any_earlier_release_equals_a_fresh_install(ser
         migrate(old_url)
 
         upgraded, fresh = (_schema_dump(url, (SCHEMA, "public")) for url in (old_url, fresh_url))
+        upgraded = _OLD_ALWAYS.sub("", upgraded)
         assert "CREATE TYPE pipeline.held_back_reason" in fresh
-        assert upgraded == fresh
+        drift = list(difflib.unified_diff(fresh.splitlines(), upgraded.splitlines(), "fresh", "upgraded", lineterm=""))
+        assert not drift, "\n".join(drift)
         with psycopg.connect(old_url, autocommit=True) as conn:
             conn.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")
             status = conn.execute("SELECT status FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1")
