@@ -114,9 +114,10 @@ def test_released_migrations_never_change():
         if p.name in listed and hashlib.sha256(p.read_bytes()).hexdigest() != listed[p.name]
     ]  # fmt: skip
     assert not changed, (
-        f"released migrations changed: {changed}. Released migrations never change: undo the edit and add a "
-        "new migration (an old routine signature is dropped by the new migration too, see docs/migrations.md). "
-        "A migration of yours not released yet: delete its line from sql/migrations/frozen.txt, run `make freeze`"
+        f"released migrations changed: {changed}. Released migrations never change: undo the edit and "
+        "add a new migration (an old routine signature is dropped by a new migration too, see "
+        "docs/migrations.md). A migration of yours not released yet: delete its line from "
+        "sql/migrations/frozen.txt, then run `make freeze`"
     )
     missing = sorted(set(listed) - {p.name for p in _migration_files()})
     assert not missing, f"released migrations missing from sql/migrations: {missing}; restore them from git"
@@ -124,7 +125,9 @@ def test_released_migrations_never_change():
 
 def test_every_migration_is_listed_in_frozen_txt():
     unlisted = [p.name for p in _migration_files() if p.name not in _frozen()]
-    assert not unlisted, f"unlisted migrations {unlisted}: add their hashes to sql/migrations/frozen.txt with `make freeze`"
+    assert not unlisted, (
+        f"unlisted migrations {unlisted}: add their hashes to sql/migrations/frozen.txt: make freeze"
+    )
 
 
 # The last commit of each release: the commit before the next migration arrived on the main
@@ -203,7 +206,9 @@ def test_a_database_migrated_from_any_earlier_release_equals_a_fresh_install(ser
         upgraded, fresh = (_schema_dump(url, (SCHEMA, "public")) for url in (old_url, fresh_url))
         upgraded = _OLD_ALWAYS.sub("", upgraded)
         assert "CREATE TYPE pipeline.held_back_reason" in fresh
-        drift = list(difflib.unified_diff(fresh.splitlines(), upgraded.splitlines(), "fresh", "upgraded", lineterm=""))
+        drift = list(
+            difflib.unified_diff(fresh.splitlines(), upgraded.splitlines(), "fresh", "upgraded", lineterm="")
+        )
         assert not drift, "\n".join(drift)
         with psycopg.connect(old_url, autocommit=True) as conn:
             conn.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")

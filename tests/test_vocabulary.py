@@ -27,7 +27,9 @@ def test_a_run_holds_pairs_back_for_every_declared_reason_and_for_no_other(db: C
     """Every hostile kind of row, and a milestone whose date column is not a date: the reasons
     the run gives are exactly the seven the type declares."""
     load(db, hostile_rows(duplicated_patient_journeys=False))
-    db.execute("UPDATE pipeline.milestone SET date_column = 'patient_id' WHERE milestone_slug = 'registration'")
+    db.execute(
+        "UPDATE pipeline.milestone SET date_column = 'patient_id' WHERE milestone_slug = 'registration'"
+    )
     assert run(db, full=True)["status"] == "succeeded"
     given = db.execute("SELECT DISTINCT held_back::text AS reason FROM pipeline.held_back_pair").fetchall()
     assert sorted(str(r["reason"]) for r in given) == sorted(held_back_reasons(db))
@@ -37,7 +39,8 @@ def test_a_run_holds_pairs_back_for_every_declared_reason_and_for_no_other(db: C
 MISSPELT = {
     "held_back_pair": "INSERT INTO pipeline.held_back_pair (patient_journey_id, activity_id, held_back) "
     "VALUES (1, 1, 'missing activty')",
-    "held_back_group": "INSERT INTO pipeline.held_back_group (held_back, pairs) VALUES ('missing activty', 1)",
+    "held_back_group": "INSERT INTO pipeline.held_back_group (held_back, pairs) "
+    "VALUES ('missing activty', 1)",
 }
 
 
