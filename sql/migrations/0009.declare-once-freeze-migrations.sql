@@ -34,6 +34,32 @@ ALTER TABLE pipeline.held_back_group
 CREATE INDEX held_back_pair_pair_problem_idx ON pipeline.held_back_pair (held_back)
     WHERE held_back IN ('milestone date is infinite', 'window date out of range');
 
+-- Releases before 0006 enabled the statement-level capture triggers ALWAYS, to capture writes
+-- made in session_replication_role = replica; the row-level pipeline_capture_replica does that
+-- now, and a statement-level trigger left ALWAYS would queue a replica-mode session's keys a
+-- second time. Re-enabled plainly, as a fresh install has them, where the migrating role owns
+-- the table (elsewhere only the owner may, and both capture the same). The next run is full:
+-- the triggers' catalog rows changed.
+DO $$
+DECLARE
+    v_trigger record;
+BEGIN
+    FOR v_trigger IN
+        SELECT t.tgrelid::regclass AS table_name, t.tgname
+        FROM pg_trigger AS t
+        JOIN pg_class AS c ON c.oid = t.tgrelid
+        WHERE t.tgfoid = to_regprocedure('pipeline._capture_changes()')  -- NULL on a fresh install
+          AND t.tgenabled = 'A'
+          AND t.tgname IN ('pipeline_capture_changes', 'pipeline_capture_insert',
+                           'pipeline_capture_update', 'pipeline_capture_delete')
+          AND pg_has_role(c.relowner, 'USAGE')
+        ORDER BY 1, 2
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE TRIGGER %I', v_trigger.table_name, v_trigger.tgname);
+    END LOOP;
+END
+$$;
+
 -- Signatures of routines that changed or went since release 0003 (which used to drop them, and
 -- was edited each time one was added). IF EXISTS: a database that ran the old 0003 no longer
 -- has them. migrate re-creates the current routines after the migrations. From now on, a
