@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: system venv demo demo-stop lint check test bench clean
+.PHONY: system venv demo demo-stop lint check test bench clean freeze
 
 system:
 	bash scripts/install-system.sh
@@ -33,6 +33,14 @@ check: system venv lint
 
 test: system venv lint
 	$(PY) -m pytest
+
+# Lists the SHA-256 of each migration not yet in sql/migrations/frozen.txt (run it when a new
+# migration is ready to release); lines already there are never rewritten: released migrations
+# never change (docs/migrations.md).
+freeze:
+	cd sql/migrations && for f in *.sql; do \
+		grep -q "  $$f$$" frozen.txt || sha256sum "$$f" >> frozen.txt; \
+	done
 
 clean: demo-stop
 	rm -rf .pgdata $(VENV)

@@ -47,14 +47,3 @@ ALTER TABLE pipeline.pipeline_runs
 
 COMMENT ON COLUMN pipeline.pipeline_runs.mode IS
     'full = every pair recomputed; incremental = only pairs of queued changes; noop = nothing queued.';
-
-DROP PROCEDURE IF EXISTS pipeline.run_patient_journey_pipeline(text);
--- Routines whose signature changed; migrate re-creates them with the new one.
-DROP FUNCTION IF EXISTS pipeline._execute_run(bigint);
-DROP FUNCTION IF EXISTS pipeline._collect_candidates();
-DROP FUNCTION IF EXISTS pipeline._record_held_back(bigint);
-DROP FUNCTION IF EXISTS pipeline._write_windows(bigint, bigint);
-DROP FUNCTION IF EXISTS pipeline._upsert_windows(bigint);
-DROP FUNCTION IF EXISTS pipeline._write_windows(text, bigint, bigint);
-DROP FUNCTION IF EXISTS pipeline._upsert_windows(bigint, text);
-DROP FUNCTION IF EXISTS pipeline._candidate_query(boolean, boolean);

@@ -169,9 +169,11 @@ BEGIN
             SELECT a.id AS activity_id, a.content_slug, a.schedule_id, s.schedule_slug,
                    s.start_offset_days, s.end_offset_days, s.milestone_slug,
                    CASE
-                       WHEN a.schedule_id IS NOT NULL AND s.schedule_id IS NULL THEN 'missing schedule'
-                       WHEN s.error_message IS NOT NULL THEN 'slug does not parse'
-                       WHEN s.milestone_slug = ANY (%1$L::text[]) THEN 'milestone date column unusable'
+                       WHEN a.schedule_id IS NOT NULL AND s.schedule_id IS NULL
+                           THEN 'missing schedule'::pipeline.held_back_reason
+                       WHEN s.error_message IS NOT NULL THEN 'slug does not parse'::pipeline.held_back_reason
+                       WHEN s.milestone_slug = ANY (%1$L::text[])
+                           THEN 'milestone date column unusable'::pipeline.held_back_reason
                    END AS activity_held_back
             -- DISTINCT ON: a duplicated activity id must not duplicate its pairs; the copy kept
             -- is the first by the values a run reads, which no session setting reorders
@@ -187,17 +189,17 @@ BEGIN
         FROM (
             SELECT r.*,
                    CASE
-                       WHEN r.found_patient_journey_id IS NULL THEN 'missing patient_journey'
-                       WHEN r.found_activity_id IS NULL THEN 'missing activity'
+                       WHEN r.found_patient_journey_id IS NULL THEN 'missing patient_journey'::pipeline.held_back_reason
+                       WHEN r.found_activity_id IS NULL THEN 'missing activity'::pipeline.held_back_reason
                        WHEN r.activity_held_back IS NOT NULL THEN r.activity_held_back
                        -- the common case first: a date no offset can take out of the range
                        WHEN r.milestone_date BETWEEN %8$L::date AND %9$L::date THEN NULL
-                       WHEN NOT isfinite(r.milestone_date) THEN 'milestone date is infinite'
+                       WHEN NOT isfinite(r.milestone_date) THEN 'milestone date is infinite'::pipeline.held_back_reason
                        WHEN (r.milestone_date - DATE '2000-01-01')::bigint + r.start_offset_days
                                 NOT BETWEEN %2$s AND %3$s
                          OR (r.milestone_date - DATE '2000-01-01')::bigint + r.end_offset_days
                                 NOT BETWEEN %2$s AND %3$s
-                           THEN 'window date out of range'
+                           THEN 'window date out of range'::pipeline.held_back_reason
                    END AS held_back
             FROM (
                 SELECT %4$s

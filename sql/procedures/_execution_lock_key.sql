@@ -6,8 +6,8 @@ LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 485739403, ('x' || substr(md5(s.secret || ':execution:' || p_run_id::text), 1, 8))::bit(32)::integer
-    FROM pipeline.run_secret AS s
+    SELECT c.execution_lock, ('x' || substr(md5(s.secret || ':execution:' || p_run_id::text), 1, 8))::bit(32)::integer
+    FROM pipeline.run_secret AS s CROSS JOIN pipeline._advisory_lock_classes() AS c
 $$;
 
 REVOKE ALL ON FUNCTION pipeline._execution_lock_key(bigint) FROM PUBLIC;

@@ -33,10 +33,11 @@ BEGIN
     IF p_scoped THEN
         -- each pair released (-1) or held back (+1) by this run
         CREATE TEMP TABLE run_held_back_change (
-            change integer, held_back text, schedule_id bigint, patient_journey_id bigint,
+            change integer, held_back pipeline.held_back_reason, schedule_id bigint, patient_journey_id bigint,
             activity_id bigint, milestone_slug text
         ) ON COMMIT DROP;
-        PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back text, schedule_id bigint, '
+        PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back pipeline.held_back_reason, '
+                'schedule_id bigint, '
                 'patient_journey_id bigint, activity_id bigint, milestone_slug text)';
         -- two statements, so that each finds its rows through its own index
         WITH released AS (

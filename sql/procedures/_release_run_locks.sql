@@ -20,8 +20,9 @@ BEGIN
         FROM pg_catalog.pg_locks AS l
         WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted AND l.objsubid = 2
           AND l.mode = 'ExclusiveLock'
-          -- key1 of pipeline._run_lock_key and of pipeline._execution_lock_key
-          AND l.classid IN (485739402::oid, 485739403::oid)
+          AND l.classid IN (SELECT k.key1::bigint::oid
+                            FROM pipeline._advisory_lock_classes() AS c,
+                                 LATERAL (VALUES (c.run_lock), (c.execution_lock)) AS k (key1))
     LOOP
         v_released := false;
         FOR i IN 1 .. v_most LOOP

@@ -9,8 +9,8 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     -- the two-int4 form: pg_locks shows it as classid = key1, objid = key2, objsubid = 2
-    SELECT 485739402, ('x' || substr(md5(s.secret || ':run:' || p_run_id::text), 1, 8))::bit(32)::integer
-    FROM pipeline.run_secret AS s
+    SELECT c.run_lock, ('x' || substr(md5(s.secret || ':run:' || p_run_id::text), 1, 8))::bit(32)::integer
+    FROM pipeline.run_secret AS s CROSS JOIN pipeline._advisory_lock_classes() AS c
 $$;
 
 REVOKE ALL ON FUNCTION pipeline._run_lock_key(bigint) FROM PUBLIC;

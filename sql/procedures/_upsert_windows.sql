@@ -63,7 +63,7 @@ BEGIN
     EXECUTE format('CREATE TEMP TABLE run_candidate ON COMMIT DROP AS %s', p_candidates);
     -- plpgsql_check cannot run the CREATE above: the pragma tells it the columns read below
     PERFORM 'PRAGMA:TABLE: pg_temp.run_candidate (patient_journey_id bigint, activity_id bigint, '
-            'schedule_id bigint, schedule_slug text, held_back text)';
+            'schedule_id bigint, schedule_slug text, held_back pipeline.held_back_reason)';
     PERFORM 'PRAGMA:ENABLE:SECURITY_WARNINGS';
     CREATE INDEX ON pg_temp.run_candidate (patient_journey_id, activity_id);
     FOR v_pair IN

@@ -28,7 +28,6 @@ from tests.helpers.pipeline import (
 )
 
 OLD_RUN_LOCK = 4857394021  # the fixed advisory key runs used to keep each other out with
-RUN_LOCK_KEY1 = 485739402  # key1 of a run's own lock (pipeline._run_lock_key)
 Conn = psycopg.Connection[dict[str, Any]]
 MOVE_ONE_OPERATION = (
     "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' WHERE id = 1"
@@ -100,6 +99,13 @@ def test_a_role_that_can_only_connect_cannot_stop_or_delay_the_pipeline(
     ]
 
 
+def run_lock_class(conn: Conn) -> int:
+    """key1 of every run's own lock, as the pipeline declares it (any role may read it)."""
+    row = conn.execute("SELECT run_lock FROM pipeline._advisory_lock_classes()").fetchone()
+    assert row is not None
+    return int(row["run_lock"])
+
+
 def run_lock_key(db: Conn, run_id: int) -> tuple[int, int]:
     """A run's own lock key, which only the owner (here: a superuser) can compute."""
     row = db.execute("SELECT key1, key2 FROM pipeline._run_lock_key(%s)", (run_id,)).fetchone()
@@ -119,7 +125,7 @@ def test_no_role_can_take_a_runs_lock_before_it_begins_and_a_run_blocked_anyway_
     db.execute("UPDATE public.schedule SET slug = '7d-post-surgery' WHERE id = 2")  # a data failure
     guessed = next_run_id(db)
     for key2 in range(guessed, guessed + 50):
-        nobody.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_KEY1, key2))
+        nobody.execute("SELECT pg_advisory_lock(%s, %s)", (run_lock_class(db), key2))
     runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
     assert latest_run(runner)["status"] == "succeeded"
     [data_failure] = current_failures(db)
@@ -304,7 +310,7 @@ def test_releasing_a_runs_lock_taken_by_hand_over_and_over_ends_with_a_clear_err
         "  (objid::bigint - CASE WHEN objid::bigint >= 2147483648 THEN 4294967296 ELSE 0 END)::integer) "
         "FROM pg_locks, generate_series(1, 150) "
         "WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = %s::oid",
-        (RUN_LOCK_KEY1,),
+        (run_lock_class(runner),),
     )
     runner.execute("SET statement_timeout = '10s'")
     with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="more than 100 times"):
