@@ -1,4 +1,4 @@
--- The patient app's tables as data-model.md describes them: no foreign keys, mostly nullable.
+-- The patient app's tables as docs/source-tables.md describes them: no foreign keys, mostly nullable.
 -- Used by the demo and the tests; in production these tables already exist.
 CREATE TABLE IF NOT EXISTS public.patient (id bigint, age_bracket text, sex text, hospital text);
 CREATE TABLE IF NOT EXISTS public.journey (id bigint, abbreviation text, joint_slug text);

@@ -1,4 +1,4 @@
-"""Every edge case data-model.md decides, plus the run log, current_failures and retention,
+"""Every edge case docs/source-tables.md decides, plus the run log, current_failures and retention,
 each checked against a real database run."""
 
 from __future__ import annotations
