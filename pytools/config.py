@@ -22,11 +22,12 @@ def read_dotenv(path: Path) -> dict[str, str]:
     `${...}` is not expanded: a password may hold a `$`."""
     if not path.is_file():
         return {}
-    return {
-        key: value
-        for key, value in dotenv_values(path, interpolate=False, encoding="utf-8").items()
-        if value is not None
-    }
+    try:
+        values = dotenv_values(path, interpolate=False, encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        raise UserError(f"cannot read {path}: {reason}; fix or remove it", ExitCode.USAGE) from None
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def resolve_database_url(given: str | None, cwd: Path | None = None) -> str:
@@ -144,10 +145,16 @@ def secrets_of(url: str | None) -> list[str]:
     return sorted({s for s in found if s}, key=len, reverse=True)
 
 
+# A password shorter than this is masked only where it stands as one (in a URL or password=):
+# replacing every occurrence of, say, "e" would spell the password out by its gaps.
+_SHORTEST_HIDDEN_EVERYWHERE = 4
+
+
 def hide(text: str, secrets: list[str]) -> str:
     for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+        if len(secret) >= _SHORTEST_HIDDEN_EVERYWHERE:
+            text = text.replace(secret, "***")
+    return scrub(text)
 
 
 _PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s\"']*:)[^@\s\"']*@")

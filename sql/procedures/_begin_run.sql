@@ -24,6 +24,9 @@ DECLARE
     v_key record;
     v_lock_timeout text := current_setting('lock_timeout');
 BEGIN
+    -- Before anything else this step runs with the owner's rights: nothing of another role in
+    -- schema pipeline, which is on its search_path.
+    PERFORM pipeline._refuse_foreign_objects();
     IF v_trigger !~ '^[ -~]{1,64}$' THEN
         RAISE EXCEPTION 'a run''s trigger must be 1 to 64 printable ASCII characters; this one has % characters',
                         char_length(v_trigger)

@@ -6,7 +6,9 @@ CREATE OR REPLACE FUNCTION pipeline._capture_changes()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, pipeline, pg_temp
+-- Not pipeline: it runs on every application write, so no function a role may have put in
+-- schema pipeline can stand in for the catalog's here; what it names of ours is qualified.
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     BEGIN

@@ -4,7 +4,9 @@
 -- foreign table (its wrapper) or a materialized view, also as a child or partition of a source
 -- table. Called by pipeline._execute_run, as pipeline_owner, before the run reads anything;
 -- _execute_run also pins row_security = off, so a policy missed here raises an error, never runs.
--- It also refuses a column the run reads whose type is not the catalog's integer or text
+-- It also refuses an index, extended statistics object or CHECK constraint on a source table
+-- whose expressions call a function of a role that is not a superuser (the planner evaluates
+-- them), and a column the run reads whose type is not the catalog's integer or text
 -- (pipeline._source_columns), since a type of the owner's can carry a cast of the owner's.
 -- A table whose RLS does not apply to pipeline_owner (it has BYPASSRLS, or owns the table
 -- without FORCE ROW LEVEL SECURITY) is read like any other: no policy runs for it.
@@ -59,6 +61,52 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = format('ALTER ROLE %I BYPASSRLS;', current_user);
         END IF;
+    END LOOP;
+    -- The planner evaluates parts of a table's index expressions and predicates, extended
+    -- statistics and CHECK constraints while it plans a read: a function of a role that is not
+    -- a superuser there (directly, or behind an operator) would run with pipeline_owner's rights.
+    FOR v_relation IN
+        WITH RECURSIVE source AS (
+            SELECT to_regclass(t.table_name) AS oid
+            FROM pipeline._change_capture_tables() AS t
+            WHERE t.table_name LIKE 'public.%' AND to_regclass(t.table_name) IS NOT NULL
+            UNION
+            SELECT i.inhrelid::regclass FROM source AS s JOIN pg_inherits AS i ON i.inhparent = s.oid
+        ),
+        planned (table_name, what, classid, objid) AS (
+            SELECT s.oid::regclass::text, format('index %s', x.indexrelid::regclass), 'pg_class'::regclass, x.indexrelid
+            FROM source AS s JOIN pg_catalog.pg_index AS x ON x.indrelid = s.oid
+            UNION ALL
+            SELECT s.oid::regclass::text, format('statistics object %s', quote_ident(st.stxname)),
+                   'pg_statistic_ext'::regclass, st.oid
+            FROM source AS s JOIN pg_catalog.pg_statistic_ext AS st ON st.stxrelid = s.oid
+            UNION ALL
+            SELECT s.oid::regclass::text, format('constraint %s', quote_ident(c.conname)), 'pg_constraint'::regclass, c.oid
+            FROM source AS s JOIN pg_catalog.pg_constraint AS c ON c.conrelid = s.oid AND c.contype = 'c'
+        ),
+        called (table_name, what, function_oid) AS (
+            SELECT p.table_name, p.what, d.refobjid
+            FROM planned AS p JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid
+            WHERE d.refclassid = 'pg_proc'::regclass
+            UNION ALL
+            SELECT p.table_name, p.what, o.oprcode::oid
+            FROM planned AS p JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid
+            JOIN pg_catalog.pg_operator AS o ON o.oid = d.refobjid
+            WHERE d.refclassid = 'pg_operator'::regclass
+        )
+        SELECT c.table_name, c.what, f.oid::regprocedure::text AS function_name,
+               pg_get_userbyid(f.proowner) AS function_owner
+        FROM called AS c JOIN pg_catalog.pg_proc AS f ON f.oid = c.function_oid
+        WHERE NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.oid = f.proowner)
+        ORDER BY 1, 2
+    LOOP
+        RAISE EXCEPTION 'source table %: its % calls %, a function of role %: planning a read would run it '
+                        'with the rights of %; drop it, or have a superuser own the function',
+                        v_relation.table_name, v_relation.what, v_relation.function_name,
+                        v_relation.function_owner, current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Drop the %s, or ALTER FUNCTION %s OWNER TO a superuser.', v_relation.what,
+                                v_relation.function_name);
     END LOOP;
     -- A column of a type of the owner's could carry a cast of the owner's, which reading it
     -- would run with pipeline_owner's rights: only the catalog's integer and text types are read.

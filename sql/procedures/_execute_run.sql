@@ -58,6 +58,7 @@ BEGIN
                   HINT = 'CALL pipeline.run_patient_journey_pipeline();';
     END IF;
     BEGIN
+        PERFORM pipeline._refuse_foreign_objects();
         PERFORM pipeline._refuse_temp_objects();
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
         -- A source table someone holds locked (an application's ALTER TABLE or LOCK TABLE) must

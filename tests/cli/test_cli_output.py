@@ -303,3 +303,26 @@ def test_every_command_reads_its_results_whatever_datestyle_the_role_or_pgdatest
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'ALTER ROLE "{user}" IN DATABASE "{name}" RESET ALL')
+
+
+def test_a_dotenv_file_that_is_not_utf8_is_one_error_line_naming_it(tmp_path: Path) -> None:
+    """A .env that is not UTF-8 text (a copy from a Latin-1 editor) is a usage error naming the
+    file, never a traceback; nothing of its content is shown."""
+    (tmp_path / ".env").write_bytes(b"DATABASE_URL=postgresql://u:S3cr\xe9tXyz@127.0.0.1/db\n")
+    result = cli("status", cwd=tmp_path, env=clean_env())
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "is not UTF-8 text" in line and ".env" in line
+    assert "Traceback" not in result.stderr and "Xyz" not in result.stderr + result.stdout
+
+
+def test_a_very_short_password_is_not_spelt_out_by_masking_every_letter_like_it(tmp_path: Path) -> None:
+    """A person reading errors: with the password `e`, masking every `e` of a message would show
+    the password by the gaps it leaves. A password under 4 characters is masked only where it
+    stands as a password (in a URL, or password=)."""
+    port = free_port()
+    result = cli("status", cwd=tmp_path, env=clean_env(f"postgresql://someone:e@127.0.0.1:{port}/db"))
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.splitlines()
+    assert "th***" not in line and "***rror" not in line
+    assert "someone:e@" not in line

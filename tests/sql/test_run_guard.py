@@ -542,3 +542,56 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
     finally:
         db.execute(f"DROP OWNED BY {writer_role}")
         db.execute(f"DROP ROLE {writer_role}")
+
+
+def test_a_role_let_create_in_schema_pipeline_gets_no_function_of_its_called_by_runs_or_capture(
+    db: Conn, db_url: str
+) -> None:
+    """A planter given CREATE on schema pipeline by mistake: plant functions there with a closer
+    match than the catalog's (every run step's search_path names pipeline), so that runs and the
+    capture triggers call them with the owner's rights. Runs refuse while the schema holds
+    another role's object or another role may create in it, naming both; capture names nothing
+    of schema pipeline unqualified; nothing planted runs."""
+    two_activity_journeys(db, 2)
+    planter = f"pjp_pipeline_planter_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {planter} LOGIN")
+    db.execute("CREATE TABLE public.planted_ran (who text)")
+    db.execute("GRANT INSERT ON public.planted_ran TO PUBLIC")
+    db.execute(f"GRANT USAGE, CREATE ON SCHEMA pipeline TO {planter}")
+    try:
+        with connect(db_url, planter) as conn:
+            conn.execute(
+                "CREATE FUNCTION pipeline.cardinality(text[]) RETURNS integer LANGUAGE plpgsql AS $$ "
+                "BEGIN INSERT INTO public.planted_ran VALUES (current_user); "
+                "RETURN pg_catalog.cardinality($1::anyarray); END $$"
+            )
+            conn.execute(
+                "CREATE FUNCTION pipeline.planted_agg(bigint[], bigint) RETURNS bigint[] "
+                "LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.planted_ran VALUES (current_user); "
+                "RETURN $1 || $2; END $$;"
+                "CREATE AGGREGATE pipeline.array_agg(bigint) (SFUNC = pipeline.planted_agg, STYPE = bigint[])"
+            )
+        refused = psycopg.errors.InsufficientPrivilege
+        with connect(db_url, "pipeline_runner") as runner, pytest.raises(refused, match=f"role {planter}"):
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+        db.execute(MOVE_ONE_OPERATION)  # the capture triggers run as the owner
+        assert db.execute("SELECT count(*) AS n FROM public.planted_ran").fetchone() == {"n": 0}
+        db.execute("DROP FUNCTION pipeline.cardinality(text[])")
+        db.execute("DROP AGGREGATE pipeline.array_agg(bigint)")
+        db.execute("DROP FUNCTION pipeline.planted_agg(bigint[], bigint)")
+        with (
+            connect(db_url, "pipeline_runner") as runner,
+            pytest.raises(
+                psycopg.errors.InsufficientPrivilege, match=f"REVOKE CREATE ON SCHEMA pipeline FROM {planter}"
+            ),
+        ):
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+        db.execute(f"REVOKE CREATE ON SCHEMA pipeline FROM {planter}")
+        with connect(db_url, "pipeline_runner") as runner:
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+        assert runs(db)[-1]["status"] == "succeeded"
+        assert db.execute("SELECT count(*) AS n FROM public.planted_ran").fetchone() == {"n": 0}
+    finally:
+        db.execute(f"REVOKE ALL ON SCHEMA pipeline FROM {planter}")
+        db.execute(f"DROP OWNED BY {planter} CASCADE")
+        db.execute(f"DROP ROLE {planter}")

@@ -297,3 +297,42 @@ def test_a_child_table_or_rule_through_which_writes_bypass_capture_makes_runs_fu
         problems = admin.execute("SELECT problem FROM pipeline._change_capture_problems()").fetchall()
         assert any("child tables" in p["problem"] for p in problems)
         assert any("rule reroute" in p["problem"] for p in problems)
+
+
+# What the planner evaluates while it plans a read of public.patient_journey: each form calls
+# an IMMUTABLE function of the tables' owner that runs its code.
+PLANNED_FORMS = {
+    "index expression": "CREATE INDEX pj_owner ON public.patient_journey ((id + public.owner_zero()))",
+    "partial index": "CREATE INDEX pj_owner ON public.patient_journey (id) WHERE public.owner_zero() = 0",
+    "statistics": "CREATE STATISTICS pj_owner ON (id + public.owner_zero()), patient_id "
+    "FROM public.patient_journey",
+}
+
+
+@pytest.mark.parametrize("form", list(PLANNED_FORMS))
+def test_an_index_or_statistics_expression_of_the_owners_function_is_refused_and_never_planned(
+    install: Install, form: str
+) -> None:
+    """The source tables' owner: put its function in an index expression, a partial index's
+    predicate or an extended statistics object, which the planner evaluates while it plans a
+    run's read, as pipeline_owner. The run refuses the table, naming the object and function,
+    before it plans any read; the function never runs with the pipeline's rights."""
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute(
+            "CREATE FUNCTION public.owner_zero() RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$ "
+            "BEGIN PERFORM public.owner_code(); RETURN 0; END $$"
+        )
+        owner.execute(PLANNED_FORMS[form])
+    refused = run_as_runner(install)
+    assert refused is not None
+    with connect(install.url) as admin:
+        ran_as = admin.execute("SELECT DISTINCT who FROM public.owner_code_ran").fetchall()
+        assert {r["who"] for r in ran_as} <= {install.owner}  # its own CREATE ran it as itself
+        assert admin.execute("SELECT retention::text AS r FROM pipeline.settings").fetchone() == {
+            "r": "30 days"
+        }
+        assert admin.execute("SELECT to_regclass('pipeline.planted') AS t").fetchone() == {"t": None}
+        failed = last_run(admin)
+        assert failed["status"] == "failed"
+        assert "public.owner_zero()" in failed["error_message"]
+        assert "pj_owner" in failed["error_message"]
