@@ -26,7 +26,7 @@ from pytools.migrations import SCHEMA, migrate, yoyo_backend
 from pytools.sql_files import migrations_dir, sample_file
 from tests.helpers.pipeline import quiet
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FROZEN = migrations_dir() / "frozen.txt"
 
 
