@@ -353,6 +353,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_failures(args: argparse.Namespace) -> int:
     rows = runs.failures(args.database_url, run_id=args.run_id, all_runs=args.all, limit=args.limit)
     _print(rows, args.format)
+    if len(rows) == args.limit and args.format == "table":
+        total = runs.failures_total(args.database_url, run_id=args.run_id, all_runs=args.all)
+        if total > len(rows):
+            print(f"(the latest {len(rows)} of {total} failures: --limit {total} shows them all)")
     return ExitCode.OK
 
 

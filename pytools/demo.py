@@ -136,6 +136,13 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
         "\n   listens on no TCP port, and its socket is in the data directory, mode 0700)"
     )
     print("stop with:     make demo-stop")
+    print(
+        "\nnext, try (with that DATABASE_URL exported):"
+        "\n  python -m pytools status            the job, its executions and the last runs"
+        "\n  python -m pytools failures          what is failing now (--all: every retained run)"
+        "\n  python -m pytools run-now           a run now: nothing changed, so it writes nothing"
+        "\n  psql: SELECT * FROM pipeline.current_failures;"
+    )
     return 0
 
 

@@ -66,6 +66,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80, *, ter
             lines.append(_csv_line(values))
         return "\n".join(lines)
     cells = [[_cell(row[c]) for c in columns] for row in rows]
+    cut = sum(len(c) > max_width for r in cells for c in r)
     cells = [[c if len(c) <= max_width else c[: max_width - 3] + "..." for c in r] for r in cells]
     widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
     lines = [
@@ -73,4 +74,9 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80, *, ter
         "  ".join("-" * w for w in widths),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    if cut:
+        lines.append(
+            f"({cut} value{'s' if cut > 1 else ''} cut to {max_width} characters, ending in ...: "
+            "--format json or --format csv shows every value whole)"
+        )
     return "\n".join(lines)

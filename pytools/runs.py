@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from pytools.db import Target, database_error, using
+from pytools.errors import ExitCode, UserError
 from pytools.migrations import require_migrated
 
 RUN_COLUMNS = (
@@ -94,6 +95,8 @@ def failures(target: Target, *, run_id: int | None, all_runs: bool, limit: int) 
     with using(target) as conn:
         require_migrated(conn)
         try:
+            if run_id is not None:
+                _require_run_exists(conn, run_id)
             return conn.execute(
                 f"SELECT {FAILURE_COLUMNS} FROM {source} {where} ORDER BY failure_id DESC LIMIT %s",
                 [*params, limit],
@@ -102,3 +105,37 @@ def failures(target: Target, *, run_id: int | None, all_runs: bool, limit: int) 
             raise  # the CLI names the grant that fixes it
         except psycopg.Error as exc:
             raise database_error("reading failures", exc) from None
+
+
+def failures_total(target: Target, *, run_id: int | None, all_runs: bool) -> int:
+    """How many failures `failures` would list without a limit."""
+    if run_id is not None:
+        source, where, params = "pipeline.pipeline_failures", "WHERE run_id = %s", [run_id]
+    elif all_runs:
+        source, where, params = "pipeline.pipeline_failures", "", []
+    else:
+        source, where, params = "pipeline.current_failures", "", []
+    with using(target) as conn:
+        row = conn.execute(f"SELECT count(*) AS n FROM {source} {where}", params).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _require_run_exists(conn: psycopg.Connection[dict[str, Any]], run_id: int) -> None:
+    """A run id that names no retained run is the user's mistake, not an empty list."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE run_id = %s) AS found, min(run_id) AS first, max(run_id) AS last "
+        "FROM pipeline.pipeline_runs",
+        [run_id],
+    ).fetchone()
+    if row and row["found"]:
+        return
+    kept = (
+        f"the retained runs are {row['first']} to {row['last']}"
+        if row and row["last"]
+        else "no run is retained"
+    )
+    raise UserError(
+        f"no run {run_id} in pipeline.pipeline_runs ({kept}; older runs are purged after "
+        "settings.retention): see `python -m pytools status`",
+        ExitCode.USAGE,
+    )

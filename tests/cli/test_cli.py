@@ -383,6 +383,32 @@ def test_failures_all_and_run_id(db: psycopg.Connection[Any], env: dict[str, str
     assert len(failures("--all", "--limit", "1")) == 1
 
 
+def test_failures_of_a_run_that_does_not_exist_is_a_usage_error_naming_the_retained_runs(
+    db: psycopg.Connection[Any], env: dict[str, str], tmp_path: Path
+) -> None:
+    """An analyst mistypes a run id: one error line (exit 2) saying which runs are retained,
+    not an empty "(none)" that reads like a run without failures."""
+    one_journey(db)
+    [ran] = json.loads(assert_ok(cli("run-now", "--format", "json", env=env, cwd=tmp_path)))
+    line = assert_one_error_line(cli("failures", "--run-id", "999", env=env, cwd=tmp_path), USAGE)
+    assert "no run 999" in line and f"the retained runs are {ran['run_id']} to {ran['run_id']}" in line
+
+
+def test_a_table_says_when_it_cuts_a_value_or_stops_at_its_limit(
+    db: psycopg.Connection[Any], env: dict[str, str], tmp_path: Path
+) -> None:
+    """A table that cuts a value (error messages past 80 characters) or a list that stops at its
+    limit says so, and how to see the rest; JSON carries every value whole."""
+    slugs = [(100 + i, f"{i}q-pre-op-" + "x" * 90) for i in range(3)]
+    insert(db, "schedule", ["id", "slug"], slugs)
+    assert_ok(cli("run-now", env=env, cwd=tmp_path))
+    out = assert_ok(cli("failures", "--limit", "2", env=env, cwd=tmp_path))
+    assert "values cut to 80 characters" in out and "--format json" in out
+    assert "(the latest 2 of 3 failures: --limit 3 shows them all)" in out
+    whole = json.loads(assert_ok(cli("failures", "--format", "json", env=env, cwd=tmp_path)))
+    assert len(whole) == 3 and all(len(f["error_message"]) > 80 for f in whole)
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_failures_limit_must_be_positive(value: str, env: dict[str, str], tmp_path: Path) -> None:
     line = assert_one_error_line(cli("failures", "--limit", value, env=env, cwd=tmp_path), USAGE)
