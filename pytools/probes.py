@@ -12,7 +12,7 @@ import psycopg
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from pytools import cron
-from pytools.db import Target, using
+from pytools.db import using
 from pytools.errors import ExitCode, UserError
 from pytools.migrations import require_migrated
 from pytools.text import escape_controls
@@ -61,6 +61,9 @@ class JobFacts:
     visible: bool
     job: cron.Job | None = None
     why: str = ""
+    # pg_cron's latest execution of the job (status, return_message, end_epoch): a failed one
+    # may leave no pipeline_runs row ("connection failed", "authentication failed")
+    last_execution: dict[str, Any] | None = None
 
 
 @dataclass
@@ -118,7 +121,9 @@ def gather(url: str, job_name: str | None) -> Facts:
     """The facts both probes report; `job_name` None: no pg_cron job is expected."""
     with using(url) as conn:
         require_migrated(conn)
-        facts = _read_runs(conn)
+        with conn.transaction():  # one snapshot: the counts, the runs and now() agree
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            facts = _read_runs(conn)
         if job_name is not None:
             facts.job = _read_job(url, conn, job_name)
     return facts
@@ -156,7 +161,13 @@ def _read_job(url: str, conn: psycopg.Connection[dict[str, Any]], job_name: str)
         with cron.cron_connection(url, conn) as cron_conn:
             job = cron.find_job(cron_conn, job_name)
             if job is not None:
-                return JobFacts(visible=True, job=job)
+                last_execution = cron_conn.execute(
+                    "SELECT status, return_message, extract(epoch FROM end_time)::float8 AS end_epoch "
+                    "FROM cron.job_run_details WHERE jobid = %s AND status IN ('succeeded', 'failed') "
+                    "ORDER BY runid DESC LIMIT 1",
+                    (job.jobid,),
+                ).fetchone()
+                return JobFacts(visible=True, job=job, last_execution=last_execution)
             sees_all = cron_conn.execute(
                 "SELECT rolsuper OR rolbypassrls AS sees FROM pg_roles WHERE rolname = current_user"
             ).fetchone()
@@ -262,6 +273,12 @@ def _judge_job(job: JobFacts, job_name: str, critical: list[str], notes: list[st
         )
     else:
         notes.append(f"pg_cron job {job_name!r} active ({_clean(job.job.schedule)})")
+    execution = job.last_execution
+    if execution and execution["status"] == "failed":
+        critical.append(
+            f"pg_cron's latest execution of {job_name!r} failed: "
+            f"{_clean(execution['return_message'] or 'no message')}"
+        )
 
 
 def _perfdata(facts: Facts, *, max_age: float, warn_held_back: float) -> str:
@@ -286,45 +303,51 @@ def unknown(message: str) -> Verdict:
 
 
 def metrics_text(facts: Facts, *, job_expected: bool) -> str:
-    """The facts in the Prometheus text exposition format, from a registry of their own."""
+    """The facts in the Prometheus text exposition format, from a registry of their own (not
+    the global one, which would add this process's own metrics). A fact that is not known (no
+    success yet, a job the role may not see) is left out rather than given a false 0."""
     registry = CollectorRegistry(auto_describe=True)
-
-    def gauge(name: str, doc: str, value: float | None, **labels: str) -> None:
-        if value is None:
-            return
-        g = Gauge(name, doc, list(labels), registry=registry)
-        (g.labels(**labels) if labels else g).set(value)
-
-    runs = Gauge(
-        "pipeline_runs", "Retained runs in pipeline.pipeline_runs, by status", ["status"], registry=registry
-    )
+    runs = Gauge("pipeline_runs", "Retained runs in pipeline.pipeline_runs, by status", ["status"],
+                 registry=registry)  # fmt: skip
     for status, count in facts.by_status.items():
         runs.labels(status=status).set(count)
-    last, success = facts.last, facts.last_success
-    gauge("pipeline_up", "1 when the latest finished run that was not skipped succeeded",
-          1.0 if last and last["status"] == "succeeded" else 0.0)  # fmt: skip
-    gauge("pipeline_last_success_timestamp_seconds", "When the latest succeeded run finished (unix time)",
-          success["finished_epoch"] if success else None)  # fmt: skip
-    if last:
-        gauge(
-            "pipeline_last_run_id", "run_id of the latest finished run that was not skipped", last["run_id"]
-        )
-        gauge("pipeline_last_run_duration_seconds", "How long the latest finished run took", last["seconds"])
-        gauge("pipeline_last_run_rows_inserted", "Window rows the latest finished run inserted",
-              last["rows_inserted"])  # fmt: skip
-        gauge("pipeline_last_run_rows_updated", "Window rows the latest finished run updated",
-              last["rows_updated"])  # fmt: skip
-        gauge("pipeline_last_run_failures", "Failures the latest finished run recorded", last["failures"])
-        gauge("pipeline_last_run_held_back_pairs", "Pairs the latest finished run held back",
-              last["rows_held_back"])  # fmt: skip
-    gauge("pipeline_held_back_ratio", "Pairs held back by the latest succeeded run over window rows plus them",
-          facts.held_back_pct / 100)  # fmt: skip
-    gauge("pipeline_window_rows", "Rows in pipeline.patient_journey_schedule_window", facts.window_rows)
-    gauge("pipeline_consecutive_skipped_runs", "Skipped runs since the latest run that was not skipped",
-          len(facts.trailing_skips()))  # fmt: skip
-    if job_expected and facts.job.visible:
-        job = facts.job.job
-        gauge("pipeline_cron_job_present", "1 when the pg_cron job exists", 1.0 if job else 0.0)
-        gauge("pipeline_cron_job_active", "1 when the pg_cron job exists and is active",
-              1.0 if job and job.active else 0.0)  # fmt: skip
+    for name, doc, value in _metric_values(facts, job_expected=job_expected):
+        if value is not None:
+            Gauge(name, doc, registry=registry).set(value)
     return generate_latest(registry).decode()
+
+
+def _metric_values(facts: Facts, *, job_expected: bool) -> list[tuple[str, str, float | None]]:
+    last, success = facts.last, facts.last_success
+    job = facts.job.job if job_expected and facts.job.visible else None
+    job_seen = job_expected and facts.job.visible
+    execution = facts.job.last_execution if job_seen else None
+
+    def of_last(column: str) -> float | None:
+        return float(last[column]) if last and last[column] is not None else None
+
+    return [
+        ("pipeline_up", "1 when the latest finished run that was not skipped succeeded",
+         1.0 if last and last["status"] == "succeeded" else 0.0),
+        ("pipeline_last_success_timestamp_seconds", "When the latest succeeded run finished (unix time)",
+         float(success["finished_epoch"]) if success else None),
+        ("pipeline_last_run_id", "run_id of the latest finished run that was not skipped", of_last("run_id")),
+        ("pipeline_last_run_duration_seconds", "How long that run took", of_last("seconds")),
+        ("pipeline_last_run_rows_inserted", "Window rows that run inserted", of_last("rows_inserted")),
+        ("pipeline_last_run_rows_updated", "Window rows that run updated", of_last("rows_updated")),
+        ("pipeline_last_run_failures", "Failures that run recorded", of_last("failures")),
+        ("pipeline_last_run_held_back_pairs", "Pairs that run held back", of_last("rows_held_back")),
+        ("pipeline_held_back_ratio", "Pairs the latest succeeded run held back, over window rows plus them",
+         facts.held_back_pct / 100),
+        ("pipeline_window_rows", "Rows in the window table", float(facts.window_rows)),
+        ("pipeline_consecutive_skipped_runs", "Skipped runs since the latest run that was not skipped",
+         float(len(facts.trailing_skips()))),
+        ("pipeline_cron_job_present", "1 when the pg_cron job exists (absent: the role may not see it)",
+         (1.0 if job else 0.0) if job_seen else None),
+        ("pipeline_cron_job_active", "1 when the pg_cron job exists and is active",
+         (1.0 if job and job.active else 0.0) if job_seen else None),
+        ("pipeline_cron_last_execution_succeeded", "1 when pg_cron's latest execution of the job succeeded",
+         (1.0 if execution["status"] == "succeeded" else 0.0) if execution else None),
+        ("pipeline_cron_last_execution_timestamp_seconds", "When pg_cron's latest execution of the job ended",
+         execution["end_epoch"] if execution else None),
+    ]  # fmt: skip

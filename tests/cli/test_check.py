@@ -92,6 +92,24 @@ def test_an_inactive_job_is_critical(healthy: Conn, db_url: str, server: str, tm
     assert code == 2 and "inactive" in line, line
 
 
+def test_a_failed_pg_cron_execution_is_critical_though_it_left_no_run(
+    healthy: Conn, db_url: str, server: str, tmp_path: Path
+) -> None:
+    """pg_cron could not connect as the job's role (a pg_hba.conf that wants a password): it
+    records the execution failed and no run starts. The row is written as pg_cron writes it."""
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(
+            "INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, "
+            "status, return_message, start_time, end_time) "
+            "SELECT jobid, nextval('cron.runid_seq'), 0, database, username, command, 'failed', "
+            "'connection failed', now(), now() FROM cron.job WHERE database = %s",
+            (healthy.info.dbname,),
+        )
+    code, _, line = check(db_url, cwd=tmp_path)
+    assert code == 2 and "pg_cron's latest execution of 'patient-journey-pipeline@" in line, line
+    assert "failed: connection failed" in line
+
+
 def test_a_failed_latest_run_is_critical_and_names_its_error(
     healthy: Conn, db_url: str, tmp_path: Path
 ) -> None:
@@ -126,7 +144,8 @@ def test_a_blocked_run_is_critical(healthy: Conn, db_url: str, tmp_path: Path) -
     run_id = healthy.execute("INSERT INTO pipeline.pipeline_runs (trigger) VALUES ('cron') RETURNING run_id")
     blocked = run_id.fetchone()["run_id"]  # type: ignore[index]
     healthy.execute(
-        "SELECT pipeline._block_run(%s, 'blocked: pid 4242 (role mallory) held this run''s lock before it began')",
+        "SELECT pipeline._block_run(%s, 'blocked: pid 4242 (role mallory) held this run''s lock "
+        "before it began')",
         (blocked,),
     )
     code, _, line = check(as_reader(db_url), cwd=tmp_path)
