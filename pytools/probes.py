@@ -285,7 +285,7 @@ def _perfdata(facts: Facts, *, max_age: float, warn_held_back: float) -> str:
     age = facts.success_age
     last = facts.last_success
     values = [
-        f"age={'U' if age is None else f'{age:.0f}'}s;;{max_age:.0f};0",
+        f"age={'U' if age is None else f'{age:.0f}s'};;{max_age:.0f};0",  # U: never succeeded
         f"failures={last['failures'] if last else 0};;;0",
         f"held_back={last['rows_held_back'] if last else 0};;;0",
         f"held_back_pct={facts.held_back_pct:.1f}%;{warn_held_back:g};;0;100",

@@ -82,6 +82,14 @@ def test_a_missing_job_is_critical_unless_no_job_is_expected(db: Conn, db_url: s
     assert code == 0 and "pg_cron" not in line, line
 
 
+def test_a_pipeline_that_never_succeeded_is_critical_with_an_undetermined_age(
+    db_url: str, tmp_path: Path
+) -> None:
+    code, _, line = check(as_reader(db_url), "--no-job", cwd=tmp_path)
+    assert code == 2 and "no run has succeeded yet" in line, line
+    assert perfdata(line)["age"] == "U;;7200;0"
+
+
 def test_an_inactive_job_is_critical(healthy: Conn, db_url: str, server: str, tmp_path: Path) -> None:
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(
