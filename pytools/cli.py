@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from pytools import cron, demo, migrations, report, runs
+from pytools import cron, demo, migrations, probes, report, runs
 from pytools.config import hide, parse_url, resolve_database_url, secrets_of
 from pytools.db import connect_dicts, database_error
 from pytools.errors import ExitCode, UserError
@@ -40,6 +40,7 @@ class Parser(argparse.ArgumentParser):
     a password (a URL passed without --database-url is quoted by argparse otherwise)."""
 
     hidden: Sequence[str] = ()
+    probe = False  # main: the command is `check`, whose usage errors follow the plugin conventions
     commands: dict[str, Parser]  # build_parser: each command's own parser
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -49,6 +50,9 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         for argument in sorted(self.hidden, key=len, reverse=True):
             message = message.replace(argument, "(a connection string, not shown)")
+        if Parser.probe:  # Nagios plugin conventions: UNKNOWN, exit 3, one line on stdout
+            print(probes.unknown(f"usage: {message} (see check --help)").line())
+            self.exit(probes.UNKNOWN)
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {escape_controls(message)} (see --help)\n")
 
 
@@ -229,8 +233,68 @@ def build_parser() -> Parser:
     add_option(
         p, "--port", env="PIPELINE_DEMO_PORT", type=_port, default=DEMO_PORT, help="the demo cluster's port"
     )
+    _add_probes(sub, common, job)
     parser.commands = dict(sub.choices)
     return parser
+
+
+def _duration(text: str) -> float:
+    try:
+        return probes.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _percent(text: str) -> float:
+    try:
+        return probes.parse_percent(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_probes(sub: Any, common: Parser, job: Parser) -> None:
+    p = sub.add_parser(
+        "check",
+        parents=[common, job],
+        help="a Nagios / Icinga probe: one status line with performance data, exit 0 OK, 1 WARNING, "
+        "2 CRITICAL, 3 UNKNOWN (run as a pipeline_reader member)",
+        description="A monitoring probe with the conventions of Nagios / Icinga plugins: one line "
+        "'PIPELINE OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata' and exit 0, 1, 2 or 3 (a usage "
+        "error too is UNKNOWN, exit 3). Run it as a member of pipeline_reader. Example: "
+        "python -m pytools check --max-age '2 hours' --warn-held-back 10",
+    )
+    add_option(
+        p,
+        "--max-age",
+        env="PIPELINE_MAX_AGE",
+        type=_duration,
+        default=7200.0,
+        shown_default="2 hours",
+        metavar="INTERVAL",
+        help="CRITICAL when no run succeeded within this long ('2 hours', '90min', '7200s', '1d')",
+    )
+    add_option(
+        p,
+        "--warn-held-back",
+        env="PIPELINE_WARN_HELD_BACK",
+        type=_percent,
+        default=10.0,
+        shown_default="10",
+        metavar="PCT",
+        help="WARNING when the latest succeeded run held back more than this percentage of pairs",
+    )
+    p.add_argument("--no-job", action="store_true", help="expect no pg_cron job (runs started another way)")
+    p = sub.add_parser(
+        "metrics",
+        parents=[common, job],
+        help="the pipeline's state in the Prometheus text format, for node_exporter's textfile "
+        "collector (run as a pipeline_reader member)",
+        description="Prints the pipeline's state in the Prometheus text exposition format. Run it as "
+        "a member of pipeline_reader. Example: python -m pytools metrics > "
+        "/var/lib/node_exporter/pipeline.prom.tmp && mv /var/lib/node_exporter/pipeline.prom.tmp "
+        "/var/lib/node_exporter/pipeline.prom",
+    )
+    p.add_argument("--no-job", action="store_true", help="expect no pg_cron job: leave out its metrics")
 
 
 def _print(rows: Sequence[dict[str, Any]], fmt: str) -> None:
@@ -360,6 +424,31 @@ def _cmd_failures(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Every outcome one line on stdout and an exit code from 0 to 3, never an error line."""
+    try:
+        args.database_url = resolve_database_url(args.database_url)
+        args.resolved = True
+        job_name = None if args.no_job else _job_name(args)
+        facts = probes.gather(args.database_url, job_name)
+        verdict = probes.evaluate(
+            facts, max_age=args.max_age, warn_held_back=args.warn_held_back, job_name=job_name
+        )
+    except UserError as exc:
+        verdict = probes.unknown(hide(str(exc), _secrets(args)))
+    except psycopg.Error as exc:
+        verdict = probes.unknown(hide(str(database_error("check", exc)), _secrets(args)))
+    print(verdict.line())
+    return verdict.state
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    job_name = None if args.no_job else _job_name(args)
+    facts = probes.gather(args.database_url, job_name)
+    sys.stdout.write(probes.metrics_text(facts, job_expected=job_name is not None))
+    return ExitCode.OK
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from pytools import generate
 
@@ -381,6 +470,8 @@ COMMANDS = {
     "failures": _cmd_failures,
     "generate": _cmd_generate,
     "demo": _cmd_demo,
+    "check": _cmd_check,
+    "metrics": _cmd_metrics,
 }
 
 
@@ -390,6 +481,7 @@ ACCESS_FIXES = {
     "run the pipeline)",
     "status": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read the runs)",
     "failures": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read failures)",
+    "metrics": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read the runs)",
     "migrate": f'run migrate as {OWNER_ROLE}, with the grants README "Roles" lists',
     "generate": "run generate as the owner of the app's source tables, on a test database",
 }
@@ -431,10 +523,14 @@ def _secrets(args: argparse.Namespace) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    Parser.hidden = [a for a in (sys.argv[1:] if argv is None else argv) if _may_hold_password(a)]
+    given = list(sys.argv[1:] if argv is None else argv)
+    Parser.hidden = [a for a in given if _may_hold_password(a)]
+    Parser.probe = next((a for a in given if not a.startswith("-")), None) == "check"
     args = parser.parse_args(argv)
     check_env_values(parser, args)
     args.resolved = False
+    if args.command == "check":  # resolves its URL itself: every outcome is a status line
+        return _cmd_check(args)
     try:
         if "database_url" in vars(args):  # every command but demo: resolved once, here
             args.database_url = resolve_database_url(args.database_url)

@@ -124,6 +124,8 @@ HELP_ENV_VARS = {
     "status": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_JOB_NAME", "PIPELINE_LIMIT"],
     "failures": ["DATABASE_URL", "PIPELINE_FORMAT", "PIPELINE_LIMIT"],
     "demo": ["PIPELINE_DEMO_PORT"],  # starts its own cluster: no database to name
+    "check": ["DATABASE_URL", "PIPELINE_JOB_NAME", "PIPELINE_MAX_AGE", "PIPELINE_WARN_HELD_BACK"],
+    "metrics": ["DATABASE_URL", "PIPELINE_JOB_NAME"],
 }
 
 
