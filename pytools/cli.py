@@ -394,19 +394,30 @@ def _cmd_unschedule(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    hidden = None  # why the job is not shown, for a role that may read the runs but not pg_cron
     with connect_dicts(args.database_url) as conn:  # the runs and, where pg_cron lives here, the job
         last_runs = runs.recent_runs(conn, args.limit)
-        job, executions = cron.job_history(args.database_url, _job_name(args), args.limit, conn=conn)
+        role = str((conn.execute("SELECT current_user AS r").fetchone() or {"r": "?"})["r"])
+        try:
+            job, executions = cron.job_history(args.database_url, _job_name(args), args.limit, conn=conn)
+        except (UserError, psycopg.errors.InsufficientPrivilege) as exc:
+            if isinstance(exc, UserError) and exc.exit_code != ExitCode.DATABASE_ERROR:
+                raise  # pg_cron missing, not merely hidden: that stays an error
+            job, executions = None, []
+            reason = str(exc) if isinstance(exc, UserError) else (exc.diag.message_primary or str(exc))
+            hidden = f"not shown to role {role}: {reason}"
     if args.format == "json":
-        print(
-            report.to_json({"job": vars(job) if job else None, "executions": executions, "runs": last_runs})
-        )
+        shown = {"job": vars(job) if job else None, "executions": executions, "runs": last_runs}
+        print(report.to_json({**shown, "job_not_shown": hidden}))
         return ExitCode.OK
     if args.format == "csv":
         _print(last_runs, "csv")
         return ExitCode.OK
-    print("pg_cron job:")
-    print(report.render([vars(job)], "table") if job else "(not scheduled: run `schedule`)")
+    if hidden:
+        _say(f"pg_cron job: {hidden}")
+    else:
+        print("pg_cron job:")
+        print(report.render([vars(job)], "table") if job else "(not scheduled: run `schedule`)")
     print("\nlast executions (cron.job_run_details):")
     print(report.render(executions, "table"))
     print("\nlast runs (pipeline.pipeline_runs):")

@@ -278,6 +278,23 @@ def test_status_shows_job_and_runs(
     assert "succeeded" in runs_part and "manual" in runs_part
 
 
+@pytest.mark.parametrize("role", ["pipeline_reader", "pipeline_runner"])
+def test_status_shows_a_role_the_runs_it_may_read_and_says_in_one_line_what_it_may_not(
+    db: psycopg.Connection[Any], db_url: str, env: dict[str, str], job_name: str, tmp_path: Path, role: str
+) -> None:
+    """The runner and an analyst may read pipeline_runs but not pg_cron's settings or jobs:
+    `status` shows them the runs and says in one line why the job is not shown, exit 0."""
+    one_journey(db)
+    assert_ok(cli("run-now", env=env, cwd=tmp_path))
+    assert_ok(cli("schedule", "--job-name", job_name, env=env, cwd=tmp_path))
+    out = assert_ok(
+        cli("status", "--job-name", job_name, env=clean_env(with_params(db_url, user=role)), cwd=tmp_path)
+    )
+    [note] = [line for line in out.splitlines() if line.startswith("pg_cron job: not shown")]
+    assert role in note
+    assert "succeeded" in out.split("last runs")[1]
+
+
 def test_status_as_json(
     db: psycopg.Connection[Any], env: dict[str, str], job_name: str, tmp_path: Path
 ) -> None:
