@@ -1,5 +1,5 @@
 -- The first key (key1) of the pipeline's two kinds of advisory lock, defined here once: a run's
--- own lock (_run_lock_key) and its execution lock (_execution_lock_key); _release_run_locks
+-- own lock and its execution lock (_run_lock_keys derives their keys); _release_run_locks
 -- finds this session's run locks by them in pg_locks. The second key is derived per run from the
 -- owner's secret. Constants, no secret: any role may call it, as _release_run_locks does in the
 -- caller's session. (migrate's own lock, taken before any routine exists, is the one key in

@@ -4,7 +4,7 @@
 --            own lock is taken for this session (held until the procedure releases it);
 --   skipped  another run is live (its session holds its run's lock and is inside a transaction);
 --   failed   blocked: another session holds this run's lock (its pid and role are named), which
---            takes the owner's secret to know in advance (see _run_lock_key), or a session held
+--            takes the owner's secret to know in advance (see _run_lock_keys), or a session held
 --            run_lock for over 10 s (only the owner can).
 -- The decision is taken under an EXCLUSIVE lock on pipeline.run_lock, which only the owner can
 -- contend, so no role without rights on the pipeline can make runs skip or wait; a fixed-key
@@ -102,7 +102,7 @@ BEGIN
     -- at the COMMIT that follows, where the lock would outlive the error.
     SET CONSTRAINTS ALL IMMEDIATE;
     -- The run's own lock, new with the run: held by no one yet, unless someone took its key ahead.
-    SELECT * INTO v_key FROM pipeline._run_lock_key(v_run_id);
+    SELECT k.run_key1 AS key1, k.run_key2 AS key2 INTO v_key FROM pipeline._run_lock_keys(v_run_id) AS k;
     SELECT string_agg(format('pid %s (role %s)', l.pid, l.role_name), ', ') INTO v_blockers
     FROM pipeline._run_locks(v_run_id) AS l;
     IF v_blockers IS NOT NULL OR NOT pg_try_advisory_lock(v_key.key1, v_key.key2) THEN

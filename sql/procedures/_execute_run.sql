@@ -35,7 +35,7 @@ SET default_tablespace = ''
 AS $$
 DECLARE
     v_mode text;
-    v_queries record;
+    v_scoped boolean;
     v_held_back bigint;
     v_written record;
     ex_sqlstate text;
@@ -51,7 +51,8 @@ BEGIN
     -- Held until the outcome is recorded: should this function fail before that, the lock
     -- outlives the error (a session lock) and lets _fail_run record the run as failed; a caller
     -- cannot take it by hand first, for only the owner can compute its key.
-    SELECT * INTO v_execution FROM pipeline._execution_lock_key(p_run_id);
+    SELECT k.execution_key1 AS key1, k.execution_key2 AS key2 INTO v_execution
+    FROM pipeline._run_lock_keys(p_run_id) AS k;
     IF NOT pg_try_advisory_lock(v_execution.key1, v_execution.key2) THEN
         RAISE EXCEPTION 'another session holds the execution lock of pipeline run %', p_run_id
             USING ERRCODE = 'lock_not_available',
@@ -73,14 +74,15 @@ BEGIN
             v_held_back := pipeline._carry_failures_forward(p_run_id);
             SELECT 0::bigint AS rows_inserted, 0::bigint AS rows_updated, 0::bigint AS rows_failed INTO v_written;
         ELSE
+            -- an incremental run recomputes only the pairs in the scope its changes make
+            v_scoped := v_mode = 'incremental';
             PERFORM pipeline._parse_schedules();
-            IF v_mode = 'incremental' THEN
+            IF v_scoped THEN
                 PERFORM pipeline._build_scope();
             END IF;
-            SELECT * INTO v_queries FROM pipeline._candidate_queries(v_mode = 'incremental');
-            v_held_back := pipeline._record_held_back(p_run_id, v_mode = 'incremental', v_queries.held_back_query);
-            SELECT * INTO v_written
-            FROM pipeline._upsert_windows(p_run_id, v_queries.load_query, v_mode = 'incremental');
+            PERFORM pipeline._prepare_candidates(v_scoped);
+            v_held_back := pipeline._record_held_back(p_run_id, v_scoped);
+            SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_scoped);
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
         -- A deferred constraint trigger (on pipeline_failures, say) fails here, where this block

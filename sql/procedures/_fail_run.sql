@@ -20,8 +20,9 @@ BEGIN
     END IF;
     PERFORM pipeline._require_run(p_run_id, '_fail_run');
     -- Only a run whose _execute_run broke before recording the outcome: its execution lock is
-    -- still held, and no call by hand can have taken it (see _execution_lock_key).
-    SELECT * INTO v_execution FROM pipeline._execution_lock_key(p_run_id);
+    -- still held, and no call by hand can have taken it (see _run_lock_keys).
+    SELECT k.execution_key1 AS key1, k.execution_key2 AS key2 INTO v_execution
+    FROM pipeline._run_lock_keys(p_run_id) AS k;
     IF NOT EXISTS (SELECT FROM pipeline._advisory_holders(v_execution.key1, v_execution.key2) AS h
                    WHERE h.pid = pg_backend_pid() AND h.mode = 'ExclusiveLock') THEN
         RAISE EXCEPTION 'pipeline._fail_run records only a run whose _execute_run broke before recording its outcome (run %)',

@@ -1,44 +1,36 @@
--- Bring pipeline.held_back_pair up to date with the recomputed pairs (all of them, or those of
--- the incremental scope when p_scoped), keep pipeline.held_back_group's counts in step with
--- the pairs it released and added, then write one failure row per problem: per broken
--- schedule, per missing reference, per unusable milestone, per out-of-range row.
--- Returns how many pairs are held back now.
-CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean, p_candidates text)
+-- Bring pipeline.held_back_pair up to date with the recomputed pairs that can be held back
+-- (pg_temp.run_held_back_candidate: all of them, or those of the incremental scope when
+-- p_scoped), keep pipeline.held_back_group's counts in step with the pairs it released and
+-- added, then write one failure row per problem: per broken schedule, per missing reference,
+-- per unusable milestone, per out-of-range row. Returns how many pairs are held back now.
+-- plan_cache_mode: p_scoped decides which statements read what, so each plan is made for its value.
+CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-    v_insert text;
-    v_changes text;
+    v_rebuild boolean := false;
     v_held_back bigint;
 BEGIN
-    -- plpgsql_check cannot know the temp tables of the steps before: the pragmas tell it (no-ops
-    -- when run)
+    -- plpgsql_check cannot know the temp tables and views of the steps before: the pragmas tell
+    -- it (no-ops when run)
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope_activity (activity_id bigint)';
     PERFORM 'PRAGMA:TABLE: pg_temp.run_schedule (schedule_id bigint, schedule_slug text, start_offset_days integer, '
             'end_offset_days integer, milestone_slug text, sqlstate text, error_message text, error_detail text)';
-    -- plpgsql_check takes p_candidates for untrusted text: it is the SQL _candidate_queries built
-    -- (its values quoted by format's %L and %I), and only the owner's own run can call this
-    -- function (REVOKE below; a test checks it), so its EXECUTEs are not checked for injection.
-    PERFORM 'PRAGMA:DISABLE:SECURITY_WARNINGS';
-    v_insert := format(
-        'INSERT INTO pipeline.held_back_pair '
-        '    (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug, '
-        '     milestone_date, start_offset_days, end_offset_days) '
-        'SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug, '
-        '       c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days '
-        'FROM (%s) AS c WHERE c.held_back IS NOT NULL', p_candidates);
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_candidate (patient_journey_id bigint, activity_id bigint, '
+            'held_back pipeline.held_back_reason, schedule_id bigint, schedule_slug text, milestone_slug text, '
+            'milestone_date date, start_offset_days integer, end_offset_days integer)';
+    -- each pair released (-1) or held back (+1) by an incremental run
+    CREATE TEMP TABLE run_held_back_change (
+        change integer, held_back pipeline.held_back_reason, schedule_id bigint, patient_journey_id bigint,
+        activity_id bigint, milestone_slug text
+    ) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back pipeline.held_back_reason, '
+            'schedule_id bigint, patient_journey_id bigint, activity_id bigint, milestone_slug text)';
     IF p_scoped THEN
-        -- each pair released (-1) or held back (+1) by this run
-        CREATE TEMP TABLE run_held_back_change (
-            change integer, held_back pipeline.held_back_reason, schedule_id bigint, patient_journey_id bigint,
-            activity_id bigint, milestone_slug text
-        ) ON COMMIT DROP;
-        PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back pipeline.held_back_reason, '
-                'schedule_id bigint, '
-                'patient_journey_id bigint, activity_id bigint, milestone_slug text)';
         -- two statements, so that each finds its rows through its own index
         WITH released AS (
             DELETE FROM pipeline.held_back_pair AS h
@@ -52,52 +44,66 @@ BEGIN
             RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
         )
         INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
-        EXECUTE format(
-            'WITH held AS (%s RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug) '
-            'INSERT INTO pg_temp.run_held_back_change SELECT 1, h.* FROM held AS h', v_insert);
-        v_changes := 'pg_temp.run_held_back_change';
+        WITH held AS (
+            INSERT INTO pipeline.held_back_pair
+                (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
+                 milestone_date, start_offset_days, end_offset_days)
+            SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
+                   c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days
+            FROM pg_temp.run_held_back_candidate AS c
+            WHERE c.held_back IS NOT NULL
+            RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug
+        )
+        INSERT INTO pg_temp.run_held_back_change SELECT 1, h.* FROM held AS h;
     ELSE
-        -- Both tables are the pipeline's own, and the advisory lock keeps other runs out. Empty
+        -- Both tables are the pipeline's own, and the run's lock keeps other runs out. Empty
         -- them and index after the insert (about twice as fast) only under an exclusive lock
         -- taken at once; should anyone be reading them (a dump, a DBA), wait for no one and
         -- delete instead, which blocks no reader.
-        IF pipeline._lock_for_rebuild(ARRAY['pipeline.held_back_pair', 'pipeline.held_back_group']::regclass[],
-                                      'pipeline.held_back_pair_pkey') THEN
+        v_rebuild := pipeline._lock_for_rebuild(
+            ARRAY['pipeline.held_back_pair', 'pipeline.held_back_group']::regclass[], 'pipeline.held_back_pair_pkey');
+        IF v_rebuild THEN
             TRUNCATE pipeline.held_back_pair, pipeline.held_back_group;
             ALTER TABLE pipeline.held_back_pair DROP CONSTRAINT held_back_pair_pkey;
             DROP INDEX pipeline.held_back_pair_activity_id_idx;
-            EXECUTE v_insert;
-            ALTER TABLE pipeline.held_back_pair
-                ADD CONSTRAINT held_back_pair_pkey PRIMARY KEY (patient_journey_id, activity_id);
-            CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity_id);
         ELSE
             DELETE FROM pipeline.held_back_pair;
             DELETE FROM pipeline.held_back_group;
-            EXECUTE v_insert;
+        END IF;
+        INSERT INTO pipeline.held_back_pair
+            (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
+             milestone_date, start_offset_days, end_offset_days)
+        SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
+               c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days
+        FROM pg_temp.run_held_back_candidate AS c
+        WHERE c.held_back IS NOT NULL;
+        IF v_rebuild THEN
+            ALTER TABLE pipeline.held_back_pair
+                ADD CONSTRAINT held_back_pair_pkey PRIMARY KEY (patient_journey_id, activity_id);
+            CREATE INDEX held_back_pair_activity_id_idx ON pipeline.held_back_pair (activity_id);
         END IF;
         -- fresh statistics, or the next incremental run scans every pair to find its scope's
         ANALYZE pipeline.held_back_pair;
-        v_changes := '(SELECT 1 AS change, h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, '
-                     '        h.milestone_slug FROM pipeline.held_back_pair AS h)';
     END IF;
-    PERFORM 'PRAGMA:ENABLE:SECURITY_WARNINGS';
 
     -- A group is named by the columns its failure row names; the others are left NULL. The
-    -- problems of one pair each are listed pair by pair below, not counted in groups.
-    EXECUTE format($sql$
-        INSERT INTO pipeline.held_back_group AS g
-            (held_back, schedule_id, patient_journey_id, activity_id, milestone_slug, pairs)
-        SELECT c.held_back,
-               CASE WHEN c.held_back IN ('slug does not parse', 'missing schedule') THEN c.schedule_id END,
-               CASE WHEN c.held_back = 'missing patient_journey' THEN c.patient_journey_id END,
-               CASE WHEN c.held_back IN ('missing activity', 'missing schedule') THEN c.activity_id END,
-               CASE WHEN c.held_back = 'milestone date column unusable' THEN c.milestone_slug END,
-               sum(c.change)
-        FROM %s AS c
-        WHERE c.held_back NOT IN ('milestone date is infinite', 'window date out of range')
-        GROUP BY 1, 2, 3, 4, 5
-        ON CONFLICT ON CONSTRAINT held_back_group_key DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs
-    $sql$, v_changes);
+    -- problems of one pair each are listed pair by pair below, not counted in groups. A full
+    -- run counts every pair now held back; an incremental one adds its changes to the counts.
+    INSERT INTO pipeline.held_back_group AS g
+        (held_back, schedule_id, patient_journey_id, activity_id, milestone_slug, pairs)
+    SELECT c.held_back,
+           CASE WHEN c.held_back IN ('slug does not parse', 'missing schedule') THEN c.schedule_id END,
+           CASE WHEN c.held_back = 'missing patient_journey' THEN c.patient_journey_id END,
+           CASE WHEN c.held_back IN ('missing activity', 'missing schedule') THEN c.activity_id END,
+           CASE WHEN c.held_back = 'milestone date column unusable' THEN c.milestone_slug END,
+           sum(c.change)
+    FROM (SELECT x.* FROM pg_temp.run_held_back_change AS x WHERE p_scoped
+          UNION ALL
+          SELECT 1, h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
+          FROM pipeline.held_back_pair AS h WHERE NOT p_scoped) AS c
+    WHERE c.held_back NOT IN ('milestone date is infinite', 'window date out of range')
+    GROUP BY 1, 2, 3, 4, 5
+    ON CONFLICT ON CONSTRAINT held_back_group_key DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
     DELETE FROM pipeline.held_back_group AS g WHERE g.pairs = 0;
 
     INSERT INTO pipeline.pipeline_failures
@@ -158,9 +164,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._record_held_back(bigint, boolean, text) IS
+COMMENT ON FUNCTION pipeline._record_held_back(bigint, boolean) IS
     'Run step 3: updates held_back_pair and held_back_group, logs each problem of the run to pipeline_failures '
     'with the pairs it held back; returns their total.';
 
--- It runs the SQL text it is given: a step of the run, not for anyone to call.
-REVOKE ALL ON FUNCTION pipeline._record_held_back(bigint, boolean, text) FROM PUBLIC;
+-- A step of the run, not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._record_held_back(bigint, boolean) FROM PUBLIC;

@@ -6,8 +6,8 @@ STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT h.pid, h.mode, h.role_name
-    FROM pipeline._run_lock_key(p_run_id) AS k
-    CROSS JOIN pipeline._advisory_holders(k.key1, k.key2) AS h
+    FROM pipeline._run_lock_keys(p_run_id) AS k
+    CROSS JOIN pipeline._advisory_holders(k.run_key1, k.run_key2) AS h
 $$;
 
 COMMENT ON FUNCTION pipeline._run_locks(bigint) IS

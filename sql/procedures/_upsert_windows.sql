@@ -1,9 +1,8 @@
--- Write the run's loadable candidates in one statement; into an empty window table, insert
--- first and build the key index after, several times faster than maintaining it row by row.
--- Should the bulk statement fail, fall back to one pair at a time so that only the bad rows
--- are logged and skipped.
+-- Write the run's loadable candidates (pg_temp.run_window) in one statement; into an empty window
+-- table, insert first and build the key index after, several times faster than maintaining it
+-- row by row. Should the bulk statement fail, fall back to one pair at a time so that only the
+-- bad rows are logged and skipped.
 CREATE OR REPLACE FUNCTION pipeline._upsert_windows(p_run_id bigint,
-                                                    p_candidates text,
                                                     p_scoped boolean,
                                                     OUT rows_inserted bigint,
                                                     OUT rows_updated bigint,
@@ -20,10 +19,11 @@ DECLARE
     ex_detail text;
     ex_context text;
 BEGIN
-    -- plpgsql_check takes p_candidates for untrusted text: it is the SQL _candidate_queries built
-    -- (its values quoted by format's %L and %I), and only the owner's own run can call this
-    -- function (REVOKE below; a test checks it), so its EXECUTEs are not checked for injection.
-    PERFORM 'PRAGMA:DISABLE:SECURITY_WARNINGS';
+    -- plpgsql_check cannot know the views _prepare_candidates made: the pragmas tell it (no-ops when run)
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_window (patient_id bigint, patient_journey_id bigint, activity_id bigint, '
+            'activity_content_slug text, schedule_id bigint, schedule_slug text, schedule_start_offset_days integer, '
+            'schedule_end_offset_days integer, schedule_milestone_slug text, milestone_date date, '
+            'window_start_date date, window_end_date date)';
     rows_failed := 0;
     v_empty := NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
     IF v_empty THEN
@@ -35,22 +35,17 @@ BEGIN
         IF v_empty THEN
             ALTER TABLE pipeline.patient_journey_schedule_window
                 DROP CONSTRAINT patient_journey_schedule_window_pkey;
-            EXECUTE format(
-                'INSERT INTO pipeline.patient_journey_schedule_window '
-                '    (patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, '
-                '     schedule_slug, schedule_start_offset_days, schedule_end_offset_days, '
-                '     schedule_milestone_slug, milestone_date, window_start_date, window_end_date) '
-                'SELECT c.patient_id, c.patient_journey_id, c.activity_id, c.content_slug, c.schedule_id, '
-                '       c.schedule_slug, c.start_offset_days, c.end_offset_days, c.milestone_slug, '
-                '       c.milestone_date, c.window_start_date, c.window_end_date '
-                'FROM (%s) AS c WHERE c.held_back IS NULL', p_candidates);
+            -- run_window has the table's columns before its timestamps, in order: they take their defaults
+            INSERT INTO pipeline.patient_journey_schedule_window SELECT w.* FROM pg_temp.run_window AS w;
             GET DIAGNOSTICS rows_inserted = ROW_COUNT;
             rows_updated := 0;
             ALTER TABLE pipeline.patient_journey_schedule_window
                 ADD CONSTRAINT patient_journey_schedule_window_pkey PRIMARY KEY (patient_journey_id, activity_id);
         ELSE
+            -- millions of candidates in a full run: drop the unchanged ones with one join
             SELECT * INTO rows_inserted, rows_updated
-            FROM pipeline._write_windows(p_candidates, NOT p_scoped, NULL, NULL);
+            FROM pipeline._write_windows(p_skip_unchanged_by_join => NOT p_scoped,
+                                         p_patient_journey_id => NULL, p_activity_id => NULL);
         END IF;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
@@ -60,21 +55,21 @@ BEGIN
 
     rows_inserted := 0;
     rows_updated := 0;
-    EXECUTE format('CREATE TEMP TABLE run_candidate ON COMMIT DROP AS %s', p_candidates);
-    -- plpgsql_check cannot run the CREATE above: the pragma tells it the columns read below
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_candidate (patient_journey_id bigint, activity_id bigint, '
-            'schedule_id bigint, schedule_slug text, held_back pipeline.held_back_reason)';
-    PERFORM 'PRAGMA:ENABLE:SECURITY_WARNINGS';
-    CREATE INDEX ON pg_temp.run_candidate (patient_journey_id, activity_id);
+    -- One pair at a time reads the window rows thousands of times: compute them once, into a
+    -- table, and from now on let run_window read that.
+    CREATE TEMP TABLE run_window_rows ON COMMIT DROP AS SELECT w.* FROM pg_temp.run_window AS w;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_window_rows (patient_journey_id bigint, activity_id bigint, '
+            'schedule_id bigint, schedule_slug text)';
+    CREATE INDEX ON pg_temp.run_window_rows (patient_journey_id, activity_id);
+    CREATE OR REPLACE TEMP VIEW run_window AS SELECT r.* FROM pg_temp.run_window_rows AS r;
     FOR v_pair IN
-        SELECT c.patient_journey_id, c.activity_id, c.schedule_id, c.schedule_slug
-        FROM pg_temp.run_candidate AS c
-        WHERE c.held_back IS NULL
+        SELECT r.patient_journey_id, r.activity_id, r.schedule_id, r.schedule_slug FROM pg_temp.run_window_rows AS r
     LOOP
         BEGIN
             SELECT * INTO v_written
-            FROM pipeline._write_windows('SELECT * FROM pg_temp.run_candidate', false,
-                                         v_pair.patient_journey_id, v_pair.activity_id);
+            FROM pipeline._write_windows(p_skip_unchanged_by_join => false,
+                                         p_patient_journey_id => v_pair.patient_journey_id,
+                                         p_activity_id => v_pair.activity_id);
             rows_inserted := rows_inserted + v_written.rows_inserted;
             rows_updated := rows_updated + v_written.rows_updated;
         EXCEPTION WHEN OTHERS THEN
@@ -94,9 +89,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._upsert_windows(bigint, text, boolean) IS
-    'Run step 4: writes new and changed pairs in one statement (index built after when the table is empty); '
-    'a row-by-row fallback isolates bad rows.';
+COMMENT ON FUNCTION pipeline._upsert_windows(bigint, boolean) IS
+    'Run step 4: writes new and changed pairs of pg_temp.run_window in one statement (index built after when '
+    'the table is empty); a row-by-row fallback isolates bad rows.';
 
--- It runs the SQL text it is given: a step of the run, not for anyone to call.
-REVOKE ALL ON FUNCTION pipeline._upsert_windows(bigint, text, boolean) FROM PUBLIC;
+-- A step of the run, not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._upsert_windows(bigint, boolean) FROM PUBLIC;

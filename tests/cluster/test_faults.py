@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tests.helpers.pipeline import (
     latest_run,
     one_journey,
     run,
+    run_in_thread,
     two_activity_journeys,
     wait_until_blocked,
     windows,
@@ -238,17 +238,7 @@ def test_a_server_stopped_mid_run_leaves_nothing_half_written_and_the_next_run_f
     )
     outcome: dict = {}
 
-    def doomed_run() -> None:
-        try:
-            with psycopg.connect(url, autocommit=True, application_name="doomed-run") as conn:
-                conn.execute("CALL pipeline.run_patient_journey_pipeline()")
-            outcome["status"] = "returned"
-        except psycopg.Error as exc:
-            outcome["status"] = "error"
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=doomed_run, daemon=True)
-    thread.start()
+    thread = run_in_thread(url, "doomed-run", outcome)
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as admin:
         wait_until_blocked(admin, "doomed-run")
     _pg_ctl(own_cluster, "stop", "-m", "immediate")

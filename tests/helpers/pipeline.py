@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -52,6 +53,24 @@ def run(conn: psycopg.Connection[Any], trigger: str = "manual", *, full: bool = 
     """CALL the procedure and return this session's run row."""
     conn.execute("CALL pipeline.run_patient_journey_pipeline(%s, %s)", (trigger, full))
     return latest_run(conn)
+
+
+def run_in_thread(url: str, application_name: str, outcome: dict[str, Any]) -> threading.Thread:
+    """CALL the procedure from a new session in a thread; `outcome` gets status "returned" or
+    "error" (with the error), for tests that hold a run mid-way and act on it."""
+
+    def target() -> None:
+        try:
+            with psycopg.connect(url, autocommit=True, application_name=application_name) as conn:
+                conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+            outcome["status"] = "returned"
+        except psycopg.Error as exc:
+            outcome["status"] = "error"
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
 
 
 def latest_run(conn: psycopg.Connection[Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import psycopg
@@ -12,25 +11,11 @@ from tests.helpers.pipeline import (
     advisory_locks_held,
     insert,
     run,
+    run_in_thread,
     two_activity_journeys,
     wait_until_blocked,
     windows,
 )
-
-
-def _call_in_thread(db_url: str, application_name: str, outcome: dict) -> threading.Thread:
-    def target() -> None:
-        try:
-            with psycopg.connect(db_url, autocommit=True, application_name=application_name) as conn:
-                conn.execute("CALL pipeline.run_patient_journey_pipeline()")
-            outcome["status"] = "returned"
-        except psycopg.Error as exc:
-            outcome["status"] = "error"
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_a_run_that_starts_while_another_runs_is_skipped_at_once(db, db_url):
@@ -38,7 +23,7 @@ def test_a_run_that_starts_while_another_runs_is_skipped_at_once(db, db_url):
     blocker = psycopg.connect(db_url, row_factory=dict_row)
     blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")  # holds run 1 mid-run
     first: dict = {}
-    thread = _call_in_thread(db_url, "first-run", first)
+    thread = run_in_thread(db_url, "first-run", first)
     wait_until_blocked(db, "first-run")
 
     started = time.monotonic()
@@ -81,7 +66,7 @@ def test_killed_run_leaves_nothing_half_written_and_next_run_marks_it_aborted(db
         "WHERE patient_journey_id = 200 AND activity_id = 2 FOR UPDATE"
     )
     doomed: dict = {}
-    thread = _call_in_thread(db_url, "doomed-run", doomed)
+    thread = run_in_thread(db_url, "doomed-run", doomed)
     pid = wait_until_blocked(db, "doomed-run")
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
@@ -116,7 +101,7 @@ def test_a_running_row_is_not_aborted_while_its_run_is_alive(db, db_url):
     blocker = psycopg.connect(db_url, row_factory=dict_row)
     blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
     alive: dict = {}
-    thread = _call_in_thread(db_url, "alive-run", alive)
+    thread = run_in_thread(db_url, "alive-run", alive)
     wait_until_blocked(db, "alive-run")
     assert run(db)["status"] == "skipped"
     running = db.execute("SELECT count(*) AS n FROM pipeline.pipeline_runs WHERE status = 'running'")

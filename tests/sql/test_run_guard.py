@@ -108,9 +108,9 @@ def run_lock_class(conn: Conn) -> int:
 
 def run_lock_key(db: Conn, run_id: int) -> tuple[int, int]:
     """A run's own lock key, which only the owner (here: a superuser) can compute."""
-    row = db.execute("SELECT key1, key2 FROM pipeline._run_lock_key(%s)", (run_id,)).fetchone()
+    row = db.execute("SELECT run_key1, run_key2 FROM pipeline._run_lock_keys(%s)", (run_id,)).fetchone()
     assert row is not None
-    return int(row["key1"]), int(row["key2"])
+    return int(row["run_key1"]), int(row["run_key2"])
 
 
 def test_no_role_can_take_a_runs_lock_before_it_begins_and_a_run_blocked_anyway_fails_loudly(
@@ -180,7 +180,7 @@ def test_the_runner_cannot_forge_a_failed_run_with_a_message_of_its_own(
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="broke before recording"):
         runner.execute("SELECT pipeline._fail_run(%s, 'XX000')", (run_id,))
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        runner.execute("SELECT * FROM pipeline._execution_lock_key(%s)", (run_id,))
+        runner.execute("SELECT * FROM pipeline._run_lock_keys(%s)", (run_id,))
     assert [r["status"] for r in runs(db)] == ["running"]
 
 

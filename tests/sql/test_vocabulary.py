@@ -65,7 +65,7 @@ def test_the_pair_by_pair_index_is_on_declared_reasons(db: Conn) -> None:
 def test_the_routines_name_reasons_only_as_the_declared_type() -> None:
     """Wherever a routine produces a reason it casts it to pipeline.held_back_reason, so a
     misspelt one fails the statement when it is planned; none is a bare text value."""
-    source = (sql_root() / "procedures" / "_candidate_queries.sql").read_text(encoding="utf-8")
+    source = (sql_root() / "procedures" / "_prepare_candidates.sql").read_text(encoding="utf-8")
     produced = re.findall(r"THEN '([a-z_ ]+)'(::pipeline\.held_back_reason)?", source)
     assert len(produced) == 7
     assert all(cast for _, cast in produced), produced
@@ -82,9 +82,8 @@ def test_each_advisory_lock_key_is_written_once() -> None:
 
 def test_the_run_lock_keys_use_the_declared_classes(db: Conn) -> None:
     row = db.execute(
-        "SELECT c.run_lock, c.execution_lock, r.key1 AS run_key1, e.key1 AS execution_key1 "
-        "FROM pipeline._advisory_lock_classes() AS c, pipeline._run_lock_key(1) AS r, "
-        "     pipeline._execution_lock_key(1) AS e"
+        "SELECT c.run_lock, c.execution_lock, k.run_key1, k.execution_key1 "
+        "FROM pipeline._advisory_lock_classes() AS c, pipeline._run_lock_keys(1) AS k"
     ).fetchone()
     assert row is not None
     assert (row["run_key1"], row["execution_key1"]) == (row["run_lock"], row["execution_lock"])

@@ -1,23 +1,30 @@
--- The two queries of this run's candidates, built together so that their shared preparation
--- (the duplicate-id check, the milestone columns, the survey pairs) is done once. The
--- candidates: every (patient journey, activity) pair the source holds (or, when p_scoped, those
--- in the scope _build_scope made), with its activity, parsed schedule (pg_temp.run_schedule)
--- and milestone date, and held_back naming why a pair cannot load (NULL = it loads). Returned
--- as text and run twice, for the held-back pairs and for the load: recomputing the join is
--- cheaper than writing millions of rows to a temp table.
---
--- held_back_query reads only the journeys' pairs that can be held back at all: those of an
--- activity that is missing or unusable, and those whose milestone dates lie near the ends of
--- the date range. Both filters apply before the pairs are formed, so it costs a scan of the
--- patient journeys, not of their millions of pairs.
+-- Run step 2, the one place where the run builds SQL: this run's candidates as temporary views
+-- of fixed names, which the steps after it read with static SQL, and which a DBA can read in
+-- psql after pipeline.preview_run():
+--   pg_temp.run_candidate           every (patient journey, activity) pair the source holds (or,
+--                                   when p_scoped, those in the scope _build_scope made), with its
+--                                   activity, parsed schedule (pg_temp.run_schedule), milestone
+--                                   date and window, and held_back naming why a pair cannot load
+--                                   (NULL = it loads);
+--   pg_temp.run_held_back_candidate the same, narrowed to the pairs that can be held back at all:
+--                                   those of an activity that is missing or unusable, and those
+--                                   whose milestone dates lie near the ends of the date range
+--                                   (both filters apply before the pairs are formed, so it costs a
+--                                   scan of the patient journeys, not of their millions of pairs);
+--   pg_temp.run_window              the loadable candidates as window rows: the columns of
+--                                   pipeline.patient_journey_schedule_window before its
+--                                   timestamps, in its order, declared here once.
+-- Views, not tables: recomputing the join twice is cheaper than writing millions of rows. The
+-- SQL must be built because the milestones' date columns and the scope are known only now; it is
+-- logged at DEBUG. The views read pg_temp.run_survey_pair, made here, and pg_temp.run_schedule,
+-- both ON COMMIT DROP, so they go with them when the transaction ends.
 --
 -- Shape, for speed at millions of pairs: what depends only on the activity (its schedule, the
 -- parse result, a missing schedule or unusable milestone) is worked out once per activity; the
 -- journeys' pairs are unique by construction and carry their patient journey's columns; the
 -- few survey pairs that no journey prescribes are found once, into pg_temp.run_survey_pair.
-CREATE OR REPLACE FUNCTION pipeline._candidate_queries(p_scoped boolean,
-                                                       OUT held_back_query text,
-                                                       OUT load_query text)
+CREATE OR REPLACE FUNCTION pipeline._prepare_candidates(p_scoped boolean)
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
@@ -48,6 +55,8 @@ DECLARE
     v_pairs_source constant text := CASE WHEN p_scoped
         THEN '(SELECT DISTINCT ON (x.id, x.pair_activity_id) x.* FROM (%s) AS x)' ELSE '(%s)' END;
     v_query text;
+    v_load_query text;
+    v_held_back_query text;
     v_has_duplicates boolean;
 BEGIN
     -- plpgsql_check cannot know the temp tables _build_scope made: the pragmas tell it (no-ops when run)
@@ -193,7 +202,7 @@ BEGIN
                        WHEN r.found_activity_id IS NULL THEN 'missing activity'::pipeline.held_back_reason
                        WHEN r.activity_held_back IS NOT NULL THEN r.activity_held_back
                        -- the common case first: a date no offset can take out of the range
-                       WHEN r.milestone_date BETWEEN %8$L::date AND %9$L::date THEN NULL
+                       WHEN r.milestone_date BETWEEN DATE '2000-01-01' + %8$s AND DATE '2000-01-01' + %9$s THEN NULL
                        WHEN NOT isfinite(r.milestone_date) THEN 'milestone date is infinite'::pipeline.held_back_reason
                        WHEN (r.milestone_date - DATE '2000-01-01')::bigint + r.start_offset_days
                                 NOT BETWEEN %2$s AND %3$s
@@ -226,14 +235,31 @@ BEGIN
         v_unusable, v_first_day, v_last_day,
         format(v_row, 'pj.id', 'pj.pair_activity_id'), v_pairs_marker,
         format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_patient_journeys,
-        DATE '2000-01-01' + (v_first_day + v_max_offset), DATE '2000-01-01' + (v_last_day - v_max_offset));
-    load_query := replace(v_query, v_pairs_marker,
-                          format(v_pairs_source, array_to_string(v_load_branches, ' UNION ALL ')));
-    held_back_query := replace(v_query, v_pairs_marker,
-                               format(v_pairs_source, array_to_string(v_held_back_branches, ' UNION ALL ')));
+        v_first_day + v_max_offset, v_last_day - v_max_offset);
+    v_load_query := replace(v_query, v_pairs_marker,
+                            format(v_pairs_source, array_to_string(v_load_branches, ' UNION ALL ')));
+    v_held_back_query := replace(v_query, v_pairs_marker,
+                                 format(v_pairs_source, array_to_string(v_held_back_branches, ' UNION ALL ')));
+    RAISE DEBUG 'pg_temp.run_candidate: %', v_load_query;
+    RAISE DEBUG 'pg_temp.run_held_back_candidate: %', v_held_back_query;
+    EXECUTE 'CREATE TEMP VIEW run_candidate AS ' || v_load_query;
+    EXECUTE 'CREATE TEMP VIEW run_held_back_candidate AS ' || v_held_back_query;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_candidate (patient_journey_id bigint, activity_id bigint, '
+            'found_patient_journey_id bigint, patient_id bigint, found_activity_id bigint, content_slug text, '
+            'schedule_id bigint, schedule_slug text, start_offset_days integer, end_offset_days integer, '
+            'milestone_slug text, activity_held_back pipeline.held_back_reason, milestone_date date, '
+            'held_back pipeline.held_back_reason, window_start_date date, window_end_date date)';
+    -- the window row: named and ordered as the window table's columns (a test checks it)
+    CREATE TEMP VIEW run_window AS
+    SELECT c.patient_id, c.patient_journey_id, c.activity_id, c.content_slug AS activity_content_slug,
+           c.schedule_id, c.schedule_slug, c.start_offset_days AS schedule_start_offset_days,
+           c.end_offset_days AS schedule_end_offset_days, c.milestone_slug AS schedule_milestone_slug,
+           c.milestone_date, c.window_start_date, c.window_end_date
+    FROM pg_temp.run_candidate AS c
+    WHERE c.held_back IS NULL;
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._candidate_queries(boolean) IS
-    'Run step 2: the SQL of the candidate pairs (all, or the scope''s) with their windows and why any is held back: '
-    'one query narrowed to pairs that can be held back, one for the load.';
+COMMENT ON FUNCTION pipeline._prepare_candidates(boolean) IS
+    'Run step 2: this run''s candidate pairs (all, or the scope''s) with their windows and why any is held back, '
+    'as the temporary views run_candidate, run_held_back_candidate (those that can be held back) and run_window.';
