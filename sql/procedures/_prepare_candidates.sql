@@ -150,8 +150,10 @@ BEGIN
     -- The survey pairs no journey prescribes, found once for both queries. With a scope, each
     -- result's patient journey is looked up by its id (OFFSET 0 keeps the lookup per row),
     -- rather than hashing every patient journey: the cost follows the scope.
+    CREATE TEMP TABLE run_survey_pair (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_survey_pair (patient_journey_id bigint, activity_id bigint)';
     EXECUTE format(
-        'CREATE TEMP TABLE run_survey_pair ON COMMIT DROP AS '
+        'INSERT INTO pg_temp.run_survey_pair '
         'SELECT DISTINCT sr.patient_journey_id, sr.activity_id '
         'FROM %s AS sr '
         || CASE WHEN p_scoped
