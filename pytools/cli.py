@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from pytools import cron, demo, migrations, probes, report, runs
+from pytools import adherence, cron, demo, migrations, probes, report, runs
 from pytools.config import hide, parse_url, resolve_database_url, secrets_of
 from pytools.db import connect_dicts, database_error
 from pytools.errors import ExitCode, UserError
@@ -213,6 +213,27 @@ def build_parser() -> Parser:
     p.add_argument("--all", action="store_true", help="every retained failure, not only the latest run's")
     add_option(
         p, "--limit", env="PIPELINE_LIMIT", type=_positive_int, default=50, help="at most this many rows"
+    )
+    p = sub.add_parser(
+        "report",
+        parents=[common, output],
+        help="adherence: how many pairs have each status, per milestone, activity or week",
+        description='Counts and shares of each adherence status (pipeline.adherence, README "Adherence"), '
+        "held-back pairs included, per milestone, per activity, or per week from the milestone "
+        "(floor(schedule_start_offset_days / 7), no offset in its own group). pipeline_reader may run it. "
+        "Example: python -m pytools report --as-of 2026-06-01 --by week",
+    )
+    add_option(
+        p,
+        "--as-of",
+        env="PIPELINE_AS_OF",
+        type=adherence.as_of_date,
+        metavar="DATE",
+        shown_default="today in pipeline.settings.report_time_zone",
+        help="judge the windows as of this date (YYYY-MM-DD)",
+    )
+    add_option(
+        p, "--by", env="PIPELINE_REPORT_BY", choices=adherence.BY, default="milestone", help="group by"
     )
     p = sub.add_parser(
         "generate",
@@ -435,6 +456,11 @@ def _cmd_failures(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    _print(adherence.adherence_report(args.database_url, args.as_of, args.by), args.format)
+    return ExitCode.OK
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     """Every outcome one line on stdout and an exit code from 0 to 3, never an error line."""
     try:
@@ -479,6 +505,7 @@ COMMANDS = {
     "unschedule": _cmd_unschedule,
     "status": _cmd_status,
     "failures": _cmd_failures,
+    "report": _cmd_report,
     "generate": _cmd_generate,
     "demo": _cmd_demo,
     "check": _cmd_check,
@@ -493,6 +520,7 @@ ACCESS_FIXES = {
     "status": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read the runs)",
     "failures": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read failures)",
     "metrics": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read the runs)",
+    "report": "GRANT pipeline_reader TO {role} (migrate grants pipeline_reader the right to read adherence)",
     "migrate": f'run migrate as {OWNER_ROLE}, with the grants README "Roles" lists',
     "generate": "run generate as the owner of the app's source tables, on a test database",
 }

@@ -12,7 +12,9 @@ AS $$
         ('public.activity', 'activity', 'id'),
         ('public.schedule', 'schedule', 'id'),
         ('pipeline.milestone', 'full', NULL),
-        ('pipeline.milestone_alias', 'full', NULL)
+        ('pipeline.milestone_alias', 'full', NULL),
+        -- report_time_zone dates every survey result: a change of settings asks for a full run
+        ('pipeline.settings', 'full', NULL)
 $$;
 
 COMMENT ON FUNCTION pipeline._change_capture_tables() IS

@@ -109,7 +109,7 @@ BEGIN
                                 v_relation.function_name);
     END LOOP;
     -- A column of a type of the owner's could carry a cast of the owner's, which reading it
-    -- would run with pipeline_owner's rights: only the catalog's integer and text types are read.
+    -- would run with pipeline_owner's rights: only the catalog's integer, text and timestamptz types are read.
     FOR v_relation IN
         SELECT c.table_name, c.column_name, c.kind, format_type(a.atttypid, a.atttypmod) AS type_name,
                pg_get_userbyid(ty.typowner) AS type_owner
@@ -122,13 +122,15 @@ BEGIN
     LOOP
         RAISE EXCEPTION 'source column %.% has type % (owned by %), not a built-in % type: a run reads only '
                         'the catalog''s types, so that no cast of another role runs with the rights of %; '
-                        'make it bigint, integer or smallint (text, varchar or char for a slug)',
+                        'make it bigint, integer or smallint (text, varchar or char for a slug, timestamptz '
+                        'for a survey result''s time)',
                         v_relation.table_name, v_relation.column_name, v_relation.type_name,
                         v_relation.type_owner, v_relation.kind, current_user
             USING ERRCODE = 'datatype_mismatch',
                   HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE %s (its owner).', v_relation.table_name,
                                 v_relation.column_name,
-                                CASE v_relation.kind WHEN 'integer' THEN 'bigint' ELSE 'text' END);
+                                CASE v_relation.kind WHEN 'integer' THEN 'bigint' WHEN 'timestamptz' THEN 'timestamptz'
+                                                     ELSE 'text' END);
     END LOOP;
 END;
 $$;

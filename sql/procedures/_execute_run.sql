@@ -83,6 +83,7 @@ BEGIN
             PERFORM pipeline._prepare_candidates(v_scoped);
             v_held_back := pipeline._record_held_back(p_run_id, v_scoped);
             SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_scoped);
+            PERFORM pipeline._retire_windows(v_scoped);
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
         -- A deferred constraint trigger (on pipeline_failures, say) fails here, where this block

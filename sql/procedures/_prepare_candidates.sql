@@ -4,25 +4,28 @@
 --   pg_temp.run_candidate           every (patient journey, activity) pair the source holds (or,
 --                                   when p_scoped, those in the scope _build_scope made), with its
 --                                   activity, parsed schedule (pg_temp.run_schedule), milestone
---                                   date and window, and held_back naming why a pair cannot load
---                                   (NULL = it loads);
+--                                   date and window, its survey results (result_count, and
+--                                   completed_on: the date that decides a done_* status of
+--                                   pipeline.adherence), and held_back naming why a pair cannot
+--                                   load (NULL = it loads);
 --   pg_temp.run_held_back_candidate the same, narrowed to the pairs that can be held back at all:
 --                                   those of an activity that is missing or unusable, and those
 --                                   whose milestone dates lie near the ends of the date range
 --                                   (both filters apply before the pairs are formed, so it costs a
 --                                   scan of the patient journeys, not of their millions of pairs);
 --   pg_temp.run_window              the loadable candidates as window rows: the columns of
---                                   pipeline.patient_journey_schedule_window before its
---                                   timestamps, in its order, declared here once.
+--                                   pipeline.patient_journey_schedule_window a run writes (all
+--                                   but inserted_at and updated_at), in its order, declared here once.
 -- Views, not tables: recomputing the join twice is cheaper than writing millions of rows. The
 -- SQL must be built because the milestones' date columns and the scope are known only now; it is
--- logged at DEBUG. The views read pg_temp.run_survey_pair, made here, and pg_temp.run_schedule,
+-- logged at DEBUG. The views read pg_temp.run_pair_result, made here, and pg_temp.run_schedule,
 -- both ON COMMIT DROP, so they go with them when the transaction ends.
 --
 -- Shape, for speed at millions of pairs: what depends only on the activity (its schedule, the
 -- parse result, a missing schedule or unusable milestone) is worked out once per activity; the
 -- journeys' pairs are unique by construction and carry their patient journey's columns; the
--- few survey pairs that no journey prescribes are found once, into pg_temp.run_survey_pair.
+-- survey results are read once, one row per pair that has any, into pg_temp.run_pair_result,
+-- which also yields the few survey pairs that no journey prescribes.
 CREATE OR REPLACE FUNCTION pipeline._prepare_candidates(p_scoped boolean)
 RETURNS void
 LANGUAGE plpgsql
@@ -58,6 +61,7 @@ DECLARE
     v_load_query text;
     v_held_back_query text;
     v_has_duplicates boolean;
+    v_time_zone text;
 BEGIN
     -- plpgsql_check cannot know the temp tables _build_scope made: the pragmas tell it (no-ops when run)
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
@@ -113,13 +117,15 @@ BEGIN
         v_journey_scope := ARRAY['AND pj.id ' || v_in_journeys,
                                  'AND pj.journey_id IN (SELECT j.journey_id FROM public.journey_activity AS j '
                                  '                      WHERE j.activity_id ' || v_in_activities || ')'];
-        -- one branch per kind of scope, so that each can use its own index
+        -- one branch per kind of scope, so that each can use its own index; a result both reach
+        -- is taken by the first only, so that it is counted once
         v_survey_results := format(
-            '(SELECT r.patient_journey_id, r.activity_id FROM public.survey_result AS r '
+            '(SELECT r.patient_journey_id, r.activity_id, r.start_time, r.end_time FROM public.survey_result AS r '
             '  WHERE r.patient_journey_id %s '
             ' UNION ALL '
-            ' SELECT r.patient_journey_id, r.activity_id FROM public.survey_result AS r '
-            '  WHERE r.activity_id %s)',
+            ' SELECT r.patient_journey_id, r.activity_id, r.start_time, r.end_time FROM public.survey_result AS r '
+            '  WHERE r.activity_id %s '
+            '    AND NOT EXISTS (SELECT FROM pg_temp.run_scope AS s WHERE s.patient_journey_id = r.patient_journey_id))',
             v_in_journeys, v_in_activities);
     ELSE
         v_pair_scope := ARRAY[''];
@@ -147,31 +153,45 @@ BEGIN
                       '');
     END LOOP;
 
-    -- The survey pairs no journey prescribes, found once for both queries. With a scope, each
+    -- The survey results, read once for both views: per pair that has any, how many, and the
+    -- dates of the dated ones (coalesce(end_time, start_time) in report_time_zone, ascending),
+    -- and whether its journey prescribes it (if not, it is a survey pair). With a scope, each
     -- result's patient journey is looked up by its id (OFFSET 0 keeps the lookup per row),
     -- rather than hashing every patient journey: the cost follows the scope.
-    CREATE TEMP TABLE run_survey_pair (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_survey_pair (patient_journey_id bigint, activity_id bigint)';
+    SELECT s.report_time_zone INTO v_time_zone FROM pipeline.settings AS s;
+    CREATE TEMP TABLE run_pair_result (
+        patient_journey_id bigint, activity_id bigint, result_count integer, result_dates date[], prescribed boolean
+    ) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
+            'result_count integer, result_dates date[], prescribed boolean)';
     EXECUTE format(
-        'INSERT INTO pg_temp.run_survey_pair '
-        'SELECT DISTINCT sr.patient_journey_id, sr.activity_id '
-        'FROM %s AS sr '
+        'INSERT INTO pg_temp.run_pair_result '
+        'SELECT g.patient_journey_id, g.activity_id, g.result_count, g.result_dates, '
+        '       EXISTS (SELECT FROM public.journey_activity AS ja '
+        '               WHERE ja.journey_id = pj.journey_id AND ja.activity_id = g.activity_id) '
+        'FROM (SELECT sr.patient_journey_id, sr.activity_id, count(*)::integer AS result_count, '
+        '             array_agg(sr.result_date ORDER BY sr.result_date) FILTER (WHERE sr.result_date IS NOT NULL) '
+        '                 AS result_dates '
+        '      FROM (SELECT r.patient_journey_id, r.activity_id, '
+        '                   (coalesce(r.end_time, r.start_time) AT TIME ZONE $1)::date AS result_date '
+        '            FROM %s AS r) AS sr '
+        '      WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
+        '      GROUP BY sr.patient_journey_id, sr.activity_id) AS g '
         || CASE WHEN p_scoped
                THEN 'LEFT JOIN LATERAL (SELECT x.journey_id FROM %s AS x '
-                    '                   WHERE x.id = sr.patient_journey_id OFFSET 0) AS pj ON true '
-               ELSE 'LEFT JOIN %s AS pj ON pj.id = sr.patient_journey_id ' END
-        || 'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
-        '  AND NOT EXISTS (SELECT FROM public.journey_activity AS ja '
-        '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
-        v_survey_results, v_patient_journeys);
-    ANALYZE pg_temp.run_survey_pair;
+                    '                   WHERE x.id = g.patient_journey_id OFFSET 0) AS pj ON true '
+               ELSE 'LEFT JOIN %s AS pj ON pj.id = g.patient_journey_id ' END,
+        v_survey_results, v_patient_journeys)
+    USING v_time_zone;
+    ANALYZE pg_temp.run_pair_result;
 
-    -- One candidate row; %1$s and %2$s name the pair's keys in the branch it is used in.
+    -- One candidate row; %1$s and %2$s name the pair's keys in the branch it is used in, %3$s its results.
     v_row := format(
         '%%1$s AS patient_journey_id, %%2$s AS activity_id, pj.id AS found_patient_journey_id, '
         'pj.patient_id, a.activity_id AS found_activity_id, a.content_slug, a.schedule_id, '
         'a.schedule_slug, a.start_offset_days, a.end_offset_days, a.milestone_slug, a.activity_held_back, '
-        'CASE a.milestone_slug %s ELSE NULL::date END AS milestone_date',
+        'CASE a.milestone_slug %s ELSE NULL::date END AS milestone_date, '
+        'coalesce(%%3$s.result_count, 0) AS result_count, %%3$s.result_dates',
         -- v_row is a format string below: a % in a milestone slug or column name must stay literal
         coalesce(replace(v_date_cases, '%', '%%'), 'WHEN NULL THEN NULL::date'));
 
@@ -192,6 +212,22 @@ BEGIN
                   WHERE x.id IS NOT NULL ORDER BY x.id, x.content_slug COLLATE "C", x.schedule_id) AS a
             LEFT JOIN pg_temp.run_schedule AS s ON s.schedule_id = a.schedule_id
         )
+        SELECT w.*,
+               -- the date that decides a done_* status: the first result in the window, else
+               -- the first after it, else the last before it; none without a window (no
+               -- schedule, or its milestone has no date). Most pairs have one result at most,
+               -- so only a pair with several reads its array.
+               CASE WHEN w.held_back IS NOT NULL OR w.result_dates IS NULL OR w.schedule_id IS NULL
+                         OR (w.milestone_slug IS NOT NULL AND w.milestone_date IS NULL) THEN NULL
+                    WHEN cardinality(w.result_dates) = 1 THEN w.result_dates[1]
+                    ELSE (SELECT coalesce(
+                                     min(d.d) FILTER (WHERE (d.d >= w.window_start_date OR w.window_start_date IS NULL)
+                                                        AND (d.d <= w.window_end_date OR w.window_end_date IS NULL)),
+                                     min(d.d) FILTER (WHERE d.d > w.window_end_date),
+                                     max(d.d) FILTER (WHERE d.d < w.window_start_date))
+                          FROM unnest(w.result_dates) AS d (d))
+               END AS completed_on
+        FROM (
         SELECT c.*,
                CASE WHEN c.held_back IS NULL THEN c.milestone_date + c.start_offset_days END
                    AS window_start_date,
@@ -216,15 +252,18 @@ BEGIN
                 SELECT %4$s
                 FROM %5$s AS pj
                 LEFT JOIN activity_info AS a ON a.activity_id = pj.pair_activity_id
+                LEFT JOIN pg_temp.run_pair_result AS res
+                    ON res.patient_journey_id = pj.id AND res.activity_id = pj.pair_activity_id
                 UNION ALL
                 SELECT %6$s
-                FROM pg_temp.run_survey_pair AS p
+                FROM pg_temp.run_pair_result AS p
                 LEFT JOIN %7$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
                 -- checked again in this statement's snapshot: should the application have made
-                -- the journey prescribe the pair since run_survey_pair was filled, it is a
+                -- the journey prescribe the pair since run_pair_result was filled, it is a
                 -- journey pair now, and must not come twice
-                WHERE NOT EXISTS (SELECT FROM public.journey_activity AS ja
+                WHERE NOT p.prescribed
+                  AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
                                   WHERE ja.journey_id = pj.journey_id AND ja.activity_id = p.activity_id)
                 -- OFFSET 0 (here and below) keeps a level a subquery, so that each pair's
                 -- milestone date and held_back are computed once, not again wherever the levels
@@ -233,10 +272,12 @@ BEGIN
             ) AS r
             OFFSET 0
         ) AS c
+        OFFSET 0
+        ) AS w
     $sql$,
         v_unusable, v_first_day, v_last_day,
-        format(v_row, 'pj.id', 'pj.pair_activity_id'), v_pairs_marker,
-        format(v_row, 'p.patient_journey_id', 'p.activity_id'), v_patient_journeys,
+        format(v_row, 'pj.id', 'pj.pair_activity_id', 'res'), v_pairs_marker,
+        format(v_row, 'p.patient_journey_id', 'p.activity_id', 'p'), v_patient_journeys,
         v_first_day + v_max_offset, v_last_day - v_max_offset);
     v_load_query := replace(v_query, v_pairs_marker,
                             format(v_pairs_source, array_to_string(v_load_branches, ' UNION ALL ')));
@@ -250,13 +291,16 @@ BEGIN
             'found_patient_journey_id bigint, patient_id bigint, found_activity_id bigint, content_slug text, '
             'schedule_id bigint, schedule_slug text, start_offset_days integer, end_offset_days integer, '
             'milestone_slug text, activity_held_back pipeline.held_back_reason, milestone_date date, '
-            'held_back pipeline.held_back_reason, window_start_date date, window_end_date date)';
-    -- the window row: named and ordered as the window table's columns (a test checks it)
+            'result_count integer, result_dates date[], held_back pipeline.held_back_reason, '
+            'window_start_date date, window_end_date date, completed_on date)';
+    -- the window row: named and ordered as the window table's columns (a test checks it); a
+    -- pair the source has is not retired
     CREATE TEMP VIEW run_window AS
     SELECT c.patient_id, c.patient_journey_id, c.activity_id, c.content_slug AS activity_content_slug,
            c.schedule_id, c.schedule_slug, c.start_offset_days AS schedule_start_offset_days,
            c.end_offset_days AS schedule_end_offset_days, c.milestone_slug AS schedule_milestone_slug,
-           c.milestone_date, c.window_start_date, c.window_end_date
+           c.milestone_date, c.window_start_date, c.window_end_date, NULL::timestamptz AS retired_at,
+           c.result_count, c.completed_on
     FROM pg_temp.run_candidate AS c
     WHERE c.held_back IS NULL;
 END;

@@ -22,7 +22,8 @@ BEGIN
             'end_offset_days integer, milestone_slug text, sqlstate text, error_message text, error_detail text)';
     PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_candidate (patient_journey_id bigint, activity_id bigint, '
             'held_back pipeline.held_back_reason, schedule_id bigint, schedule_slug text, milestone_slug text, '
-            'milestone_date date, start_offset_days integer, end_offset_days integer)';
+            'milestone_date date, start_offset_days integer, end_offset_days integer, patient_id bigint, '
+            'content_slug text, result_count integer)';
     -- each pair released (-1) or held back (+1) by an incremental run
     CREATE TEMP TABLE run_held_back_change (
         change integer, held_back pipeline.held_back_reason, schedule_id bigint, patient_journey_id bigint,
@@ -47,9 +48,11 @@ BEGIN
         WITH held AS (
             INSERT INTO pipeline.held_back_pair
                 (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
-                 milestone_date, start_offset_days, end_offset_days)
+                 milestone_date, start_offset_days, end_offset_days, patient_id, activity_content_slug,
+                 result_count)
             SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
-                   c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days
+                   c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days, c.patient_id,
+                   c.content_slug, c.result_count
             FROM pg_temp.run_held_back_candidate AS c
             WHERE c.held_back IS NOT NULL
             RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug
@@ -72,9 +75,11 @@ BEGIN
         END IF;
         INSERT INTO pipeline.held_back_pair
             (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
-             milestone_date, start_offset_days, end_offset_days)
+             milestone_date, start_offset_days, end_offset_days, patient_id, activity_content_slug,
+             result_count)
         SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
-               c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days
+               c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days, c.patient_id,
+               c.content_slug, c.result_count
         FROM pg_temp.run_held_back_candidate AS c
         WHERE c.held_back IS NOT NULL;
         IF v_rebuild THEN

@@ -21,8 +21,10 @@ AS $$
         ('public.schedule', 'id', 'integer'),
         ('public.schedule', 'slug', 'text'),
         ('public.survey_result', 'patient_journey_id', 'integer'),
-        ('public.survey_result', 'activity_id', 'integer')
+        ('public.survey_result', 'activity_id', 'integer'),
+        ('public.survey_result', 'start_time', 'timestamptz'),
+        ('public.survey_result', 'end_time', 'timestamptz')
 $$;
 
 COMMENT ON FUNCTION pipeline._source_columns() IS
-    'The source columns a run reads, with the kind of built-in type (integer or text) each must have.';
+    'The source columns a run reads, with the kind of built-in type (integer, text or timestamptz) each must have.';

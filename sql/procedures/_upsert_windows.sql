@@ -23,7 +23,8 @@ BEGIN
     PERFORM 'PRAGMA:TABLE: pg_temp.run_window (patient_id bigint, patient_journey_id bigint, activity_id bigint, '
             'activity_content_slug text, schedule_id bigint, schedule_slug text, schedule_start_offset_days integer, '
             'schedule_end_offset_days integer, schedule_milestone_slug text, milestone_date date, '
-            'window_start_date date, window_end_date date)';
+            'window_start_date date, window_end_date date, retired_at timestamptz, result_count integer, '
+            'completed_on date)';
     rows_failed := 0;
     v_empty := NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
     IF v_empty THEN
@@ -35,8 +36,12 @@ BEGIN
         IF v_empty THEN
             ALTER TABLE pipeline.patient_journey_schedule_window
                 DROP CONSTRAINT patient_journey_schedule_window_pkey;
-            -- run_window has the table's columns before its timestamps, in order: they take their defaults
-            INSERT INTO pipeline.patient_journey_schedule_window SELECT w.* FROM pg_temp.run_window AS w;
+            -- run_window has the columns a run writes, in the table's order; the timestamps take their defaults
+            INSERT INTO pipeline.patient_journey_schedule_window
+                (patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug,
+                 schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date,
+                 window_start_date, window_end_date, retired_at, result_count, completed_on)
+            SELECT w.* FROM pg_temp.run_window AS w;
             GET DIAGNOSTICS rows_inserted = ROW_COUNT;
             rows_updated := 0;
             ALTER TABLE pipeline.patient_journey_schedule_window

@@ -3,7 +3,10 @@
 --                    calls with the owner's rights; SELECT on pipeline_runs to read the outcome.
 --                    Nothing else: it cannot write any table, nor read the source tables.
 --   pipeline_reader  may read the results: the window table, pipeline_failures,
---                    current_failures and pipeline_runs. Nothing else.
+--                    current_failures, pipeline_runs, and adherence: pipeline.adherence(date),
+--                    pipeline.activity_adherence and what the inlined function reads with the
+--                    caller's rights: the columns of held_back_pair it reports and
+--                    settings.report_time_zone. Nothing else: not the source tables.
 -- Both also get USAGE on the schema and SELECT on yoyo's migration list, which the CLI reads
 -- to check that the schema is up to date. A role that does not exist is skipped (granted =
 -- false). Run by every migrate, as the owner; safe to repeat. Give these rights to other roles
@@ -31,11 +34,22 @@ BEGIN
 
     role_name := 'pipeline_reader';
     granted := EXISTS (SELECT FROM pg_catalog.pg_roles AS r WHERE r.rolname = role_name);
-    access := 'may read patient_journey_schedule_window, pipeline_failures, current_failures and pipeline_runs';
+    access := 'may read patient_journey_schedule_window, pipeline_failures, current_failures, pipeline_runs and adherence';
     IF granted THEN
         GRANT USAGE ON SCHEMA pipeline TO pipeline_reader;
         GRANT SELECT ON pipeline.patient_journey_schedule_window, pipeline.pipeline_failures,
                         pipeline.current_failures, pipeline.pipeline_runs TO pipeline_reader;
+        -- adherence is inlined into the reader's query, which reads these columns itself
+        GRANT SELECT ON pipeline.activity_adherence TO pipeline_reader;
+        GRANT SELECT (patient_journey_id, activity_id, held_back, schedule_slug, milestone_slug, patient_id,
+                      activity_content_slug, result_count)
+            ON pipeline.held_back_pair TO pipeline_reader;
+        -- only when missing: a GRANT rewrites the column's catalog row even when nothing changes,
+        -- and pipeline.settings is watched by change capture, which would take that for a change
+        IF NOT has_column_privilege('pipeline_reader', 'pipeline.settings', 'report_time_zone', 'SELECT') THEN
+            GRANT SELECT (report_time_zone) ON pipeline.settings TO pipeline_reader;
+        END IF;
+        GRANT EXECUTE ON FUNCTION pipeline.adherence(date) TO pipeline_reader;
         IF to_regclass('pipeline._yoyo_migration') IS NOT NULL THEN
             GRANT SELECT ON pipeline._yoyo_migration TO pipeline_reader;
         END IF;

@@ -13,12 +13,12 @@ from psycopg.rows import dict_row
 
 from pytools.sql_files import routine_files
 
-# The window columns a run computes (not its timestamps), and what identifies a failure row:
-# what a comparison of two runs' outcomes looks at.
+# The window columns a run computes (not its timestamps, nor when it retired a pair), and what
+# identifies a failure row: what a comparison of two runs' outcomes looks at.
 COMPARED = (
     "patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug, "
     "schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date, "
-    "window_start_date, window_end_date"
+    "window_start_date, window_end_date, result_count, completed_on"
 )
 FAILURE_KEY = (
     "stage, schedule_id, schedule_slug, patient_journey_id, activity_id, error_message, rows_held_back"

@@ -83,7 +83,7 @@ def test_migrate_as_pipeline_owner_notes_what_only_the_tables_owner_can_enable(i
     # enabled REPLICA and would only cost every row the application writes
     assert (
         sorted(triggers)
-        == [(False, True, True)] * (5 * 4 + 2 * 2) + [(True, False, False)] * 5 + [(True, True, True)] * 2
+        == [(False, True, True)] * (5 * 4 + 3 * 2) + [(True, False, False)] * 5 + [(True, True, True)] * 3
     )
 
 
@@ -266,6 +266,9 @@ def test_full_run_every_null_turns_the_safety_net_off(db) -> None:
     one_journey(db)
     run(db)
     db.execute("UPDATE pipeline.settings SET full_run_every = NULL")
+    assert (
+        run(db)["mode"] == "full"
+    )  # a change of settings is one full run (report_time_zone re-dates results)
     age_last_full_run(db, "400 days")
     assert run(db)["mode"] == "noop"
 

@@ -26,7 +26,8 @@ def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
     """Apply one application-like change; returns its name for the failure message."""
     kind = rng.choice(
         ["reschedule", "new journeys", "edit slug", "move activity", "prescribe", "unprescribe",
-         "survey", "orphan survey", "delete journey", "add missing activity", "null dates"]
+         "survey", "dated survey", "unsurvey", "edit survey", "orphan survey", "delete journey",
+         "add missing activity", "null dates"]
     )  # fmt: skip
     ids = [rng.randint(1, 300) for _ in range(rng.randint(1, 5))]
     if kind == "reschedule":
@@ -76,6 +77,29 @@ def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
             [(next_id[0] * 100 + i, rng.randint(1, 300), rng.randint(1, 205)) for i in range(3)],
         )
         next_id[0] += 1
+    elif kind == "dated survey":
+        insert(
+            conn,
+            "survey_result",
+            ["id", "patient_journey_id", "activity_id", "start_time", "end_time"],
+            [(next_id[0] * 100 + i, ids[0], rng.randint(1, 205), "2026-03-01 08:00+00",
+              rng.choice([None, f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)} 23:30+00"]))
+             for i in range(rng.randint(1, 3))],
+        )  # fmt: skip
+        next_id[0] += 1
+    elif kind == "unsurvey":
+        conn.execute(
+            "DELETE FROM public.survey_result WHERE ctid IN (SELECT ctid FROM public.survey_result "
+            "WHERE patient_journey_id = ANY(%s))",
+            (ids,),
+        )
+    elif kind == "edit survey":  # a result moves to another pair and changes its time
+        conn.execute(
+            "UPDATE public.survey_result SET patient_journey_id = %s, "
+            "end_time = coalesce(end_time, '2026-04-01 12:00+00') - interval '9 days' "
+            "WHERE ctid = (SELECT ctid FROM public.survey_result ORDER BY id LIMIT 1 OFFSET %s)",
+            (rng.randint(1, 300), rng.randint(0, 50)),
+        )
     elif kind == "orphan survey":
         insert(
             conn,
@@ -137,13 +161,15 @@ def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed
         assert _group_counts(db) == _recounted_groups(db), applied
 
     before = db.execute(
-        f"SELECT {COMPARED} FROM pipeline.patient_journey_schedule_window ORDER BY 2, 3"
+        f"SELECT {COMPARED}, retired_at IS NOT NULL AS retired FROM pipeline.patient_journey_schedule_window "
+        "ORDER BY 2, 3"
     ).fetchall()
     full = run(db, full=True)
     assert full["mode"] == "full"
     assert (full["rows_inserted"], full["rows_updated"]) == (0, 0), applied
     after = db.execute(
-        f"SELECT {COMPARED} FROM pipeline.patient_journey_schedule_window ORDER BY 2, 3"
+        f"SELECT {COMPARED}, retired_at IS NOT NULL AS retired FROM pipeline.patient_journey_schedule_window "
+        "ORDER BY 2, 3"
     ).fetchall()
     assert after == before
     assert _failures(db, full["run_id"]) == _failures(db, incremental["run_id"]), applied

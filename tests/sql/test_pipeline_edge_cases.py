@@ -400,14 +400,25 @@ def test_unchanged_source_makes_the_next_run_write_no_row(db):
     assert snapshot(db) == before
 
 
-def test_pair_that_left_the_source_keeps_its_row(db):
+def test_pair_that_left_the_source_keeps_its_row_marked_retired_until_it_comes_back(db):
     one_journey(db)
     run(db)
     before = snapshot(db)
     db.execute("DELETE FROM public.journey_activity")
     result = run(db)
     assert pick(result, "status", "rows_inserted", "rows_updated") == ("succeeded", 0, 0)
-    assert snapshot(db) == before
+    retired = db.execute("SELECT retired_at FROM pipeline.patient_journey_schedule_window").fetchall()
+    assert len(retired) == 1 and retired[0]["retired_at"] is not None
+    db.execute("INSERT INTO public.journey_activity (journey_id, activity_id) VALUES (1, 10)")
+    back = run(db)
+    assert pick(back, "status", "rows_inserted", "rows_updated") == ("succeeded", 0, 1)
+    assert db.execute("SELECT retired_at FROM pipeline.patient_journey_schedule_window").fetchall() == [
+        {"retired_at": None}
+    ]
+    moved = ("row_version", "updated_at")  # un-retiring writes the row: its values are as before
+    assert [{c: v for c, v in r.items() if c not in moved} for r in snapshot(db)] == [
+        {c: v for c, v in r.items() if c not in moved} for r in before
+    ]
 
 
 # --- pairs from survey results -------------------------------------------------------------

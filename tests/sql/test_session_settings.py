@@ -135,7 +135,7 @@ CHANGES = [
 
 
 # dates as PostgreSQL's text (the ends of its range are beyond Python's date), in ISO
-AS_TEXT = ", ".join(f"{c}::text" if c.endswith("_date") else c for c in COMPARED.split(", "))
+AS_TEXT = ", ".join(f"{c}::text" if c.endswith(("_date", "_on")) else c for c in COMPARED.split(", "))
 
 
 def state(url: str) -> State:

@@ -1,0 +1,68 @@
+"""The adherence report: how many pairs have each status, per milestone, activity or week.
+
+It reads pipeline.adherence(date) (README, "Adherence"), so pipeline_reader's rights are enough.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import Any
+
+import psycopg
+
+from pytools.db import Target, database_error, using
+from pytools.migrations import require_migrated
+
+# The statuses in the order pipeline.adherence decides them: the order of the report's rows.
+STATUSES = (
+    "held_back", "no_window", "done_in_window", "done_late", "done_early",
+    "done_undated", "overdue", "not_yet_open", "open",
+)  # fmt: skip
+# What each --by groups on (expression, column name): the report's first columns. A held-back
+# pair has no window row of its own (an old one may remain), so it has no week: NULL, its own group.
+WEEK = "CASE WHEN a.status <> 'held_back' THEN floor(w.schedule_start_offset_days::numeric / 7)::integer END"
+GROUPS = {
+    "milestone": [("a.schedule_milestone_slug", "milestone")],
+    "activity": [("a.activity_id", "activity_id"), ("a.activity_content_slug", "activity_content_slug")],
+    "week": [(WEEK, "week")],
+}
+BY = tuple(GROUPS)
+# Only the week needs the window row's offset: the other groups read adherence alone.
+WEEK_JOIN = (
+    "LEFT JOIN pipeline.patient_journey_schedule_window AS w "
+    "ON w.patient_journey_id = a.patient_journey_id AND w.activity_id = a.activity_id "
+)
+
+
+def as_of_date(text: str) -> date:
+    """--as-of: a calendar date, YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _query(by: str) -> str:
+    columns = ", ".join(f"{expression} AS {name}" for expression, name in GROUPS[by])
+    keys = ", ".join(expression for expression, _ in GROUPS[by])
+    return (
+        f"SELECT {columns}, a.status, count(*) AS pairs, "
+        f"round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY {keys}), 1) AS share_pct "
+        "FROM pipeline.adherence(%s) AS a "
+        f"{WEEK_JOIN if by == 'week' else ''}"
+        f"GROUP BY {keys}, a.status "
+        f"ORDER BY {keys}, array_position(%s::text[], a.status)"
+    )
+
+
+def adherence_report(target: Target, as_of: date | None, by: str) -> list[dict[str, Any]]:
+    """Per group and status: the pairs and their share of the group, in percent."""
+    with using(target) as conn:
+        require_migrated(conn)
+        try:
+            return conn.execute(_query(by), (as_of, list(STATUSES))).fetchall()
+        except psycopg.errors.InsufficientPrivilege:
+            raise  # the CLI names the grant that fixes it
+        except psycopg.Error as exc:
+            raise database_error("reading adherence", exc) from None

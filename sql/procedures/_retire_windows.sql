@@ -1,0 +1,54 @@
+-- Mark the window rows whose pair has left the source: retired_at = now() (the row stays, as
+-- it always has; adherence no longer counts it). A pair that comes back is un-retired by the
+-- write (pg_temp.run_window's retired_at is NULL), and a pair now held back is still in the
+-- source, so it is not retired. A full run looks at every row; an incremental one only at the
+-- rows of the patient journeys in its scope, which every change that can remove a pair puts
+-- there: a patient journey or survey result written (its patient journey) or a journey's
+-- activities changed (every patient journey on it). An activity or schedule removed leaves
+-- its pairs in the source, held back. Returns how many rows it retired.
+CREATE OR REPLACE FUNCTION pipeline._retire_windows(p_scoped boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pipeline, pg_temp
+AS $$
+DECLARE
+    v_retired bigint;
+BEGIN
+    -- plpgsql_check cannot know the temp tables of the steps before: the pragmas tell it (no-ops when run)
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
+            'result_count integer, result_dates date[], prescribed boolean)';
+    -- The source's pairs, as _prepare_candidates forms them: prescribed by the patient journey's
+    -- journey, or with a survey result (run_pair_result holds every pair in scope that has one,
+    -- as the candidates saw them). Two statements: pg_temp.run_scope exists in incremental runs only.
+    IF p_scoped THEN
+        UPDATE pipeline.patient_journey_schedule_window AS w
+        SET retired_at = now()
+        WHERE w.retired_at IS NULL
+          AND w.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
+          AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
+                          JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
+                          WHERE pj.id = w.patient_journey_id AND ja.activity_id = w.activity_id)
+          AND NOT EXISTS (SELECT FROM pg_temp.run_pair_result AS r
+                          WHERE r.patient_journey_id = w.patient_journey_id AND r.activity_id = w.activity_id);
+    ELSE
+        UPDATE pipeline.patient_journey_schedule_window AS w
+        SET retired_at = now()
+        WHERE w.retired_at IS NULL
+          AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
+                          JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
+                          WHERE pj.id = w.patient_journey_id AND ja.activity_id = w.activity_id)
+          AND NOT EXISTS (SELECT FROM pg_temp.run_pair_result AS r
+                          WHERE r.patient_journey_id = w.patient_journey_id AND r.activity_id = w.activity_id);
+    END IF;
+    GET DIAGNOSTICS v_retired = ROW_COUNT;
+    RETURN v_retired;
+END;
+$$;
+
+-- A step of the run, not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._retire_windows(boolean) FROM PUBLIC;
+
+COMMENT ON FUNCTION pipeline._retire_windows(boolean) IS
+    'Run step 5: sets retired_at on the window rows (all, or the scope''s patient journeys'') whose pair the '
+    'source no longer has; returns how many.';
