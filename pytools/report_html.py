@@ -197,6 +197,8 @@ def _by_milestone(
     """For each milestone (first appearance order, None last): week -> status -> pairs."""
     grouped: dict[Any, dict[Any, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for row in weeks:
+        if int(row["pairs"]) <= 0:  # nothing to draw, and a week of no pairs has no shares
+            continue
         counts = grouped[row["milestone"]][row["week"]]
         counts[row["status"]] = counts.get(row["status"], 0) + int(row["pairs"])
     return sorted(grouped.items(), key=lambda item: item[0] is None)
