@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the pipeline needs on Debian 12 and skip what is already there:
 # the PostgreSQL 15 server, pg_cron for it, plpgsql_check (make test lints the PL/pgSQL with it),
-# make, and Python's venv module.
+# make, Python's venv module, and Chromium (the tests open the HTML report in it, headless).
 set -euo pipefail
 
 need=()
@@ -10,6 +10,7 @@ need=()
 [ -f /usr/lib/postgresql/15/lib/plpgsql_check.so ] || need+=(postgresql-15-plpgsql-check)
 command -v make >/dev/null || need+=(make)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v chromium >/dev/null || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages: all present"
