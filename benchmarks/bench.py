@@ -20,6 +20,8 @@ from typing import Any
 import psycopg
 from common import HERE, WINDOW, bench_server, fresh_database, log, machine
 
+from pytools.adherence import STATUSES, report_query
+
 JOURNEYS = int(os.environ.get("BENCH_JOURNEYS", "100000"))
 OLD_JOURNEYS = int(os.environ.get("BENCH_OLD_JOURNEYS", "10000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
@@ -111,8 +113,27 @@ def measure_ours(url: str) -> dict[str, float]:
         # The same without the slug edit, which alone rewrites every pair of one activity.
         results["small_change_no_slug_s"] = median_of(lambda: small_change(False), lambda: call_run(conn))
         log(f"  small change without the slug edit: {results['small_change_no_slug_s'] * 1000:.0f} ms")
+        results.update(measure_adherence(conn))
         results.update(measure_trigger_cost(conn))
     return results
+
+
+def measure_adherence(conn: psycopg.Connection[Any]) -> dict[str, float]:
+    """The report by milestone beside a plain count(*) of the window table, and one patient
+    journey's adherence (which must reach the indexes), both on a loaded table."""
+    conn.execute("VACUUM ANALYZE")
+    report = report_query("milestone")
+    as_of = ("2026-06-01", list(STATUSES))
+    count_s = median_of(lambda: None, lambda: conn.execute(f"SELECT count(*) FROM {WINDOW}").fetchall())
+    report_s = median_of(lambda: None, lambda: conn.execute(report, as_of).fetchall())
+    one = "SELECT * FROM pipeline.adherence('2026-06-01') WHERE patient_journey_id = %s"
+    journeys = iter(range(4242, 4242 + 50 * 7, 7))
+    one_s = statistics.median(
+        timed(lambda: conn.execute(one, (next(journeys),)).fetchall()) for _ in range(50)
+    )
+    log(f"  report by milestone: {report_s * 1000:.0f} ms, count(*) {count_s * 1000:.0f} ms; "
+        f"one journey's adherence: {one_s * 1000:.2f} ms")  # fmt: skip
+    return {"count_s": count_s, "report_by_milestone_s": report_s, "one_journey_adherence_s": one_s}
 
 
 def measure_trigger_cost(conn: psycopg.Connection[Any]) -> dict[str, float]:
@@ -197,6 +218,11 @@ def main() -> int:
          f"{ours_rate / old_rate:.1f}x the old approach (target >= 15x)"),
         ("peak RSS, old approach", f"{old_mib:.0f} MiB", "1.00x"),
         ("peak RSS, run-now", f"{cli_mib:.0f} MiB", f"{cli_mib / old_mib:.2f}x the old approach"),
+        ("adherence report by milestone", f"{big['report_by_milestone_s'] * 1000:.0f} ms",
+         f"{big['report_by_milestone_s'] / big['count_s']:.2f}x count(*) of the window table (target <= 3x)"),
+        ("  count(*) of the window table", f"{big['count_s'] * 1000:.0f} ms", "1.00x"),
+        ("one patient journey's adherence", f"{big['one_journey_adherence_s'] * 1000:.2f} ms",
+         "(target < 10 ms)"),
         ("temp file bytes, full load", f"{big['full_load_temp_bytes'] / 2**20:.0f} MiB", ""),
         (f"bulk insert, {big['bulk_insert_rows']:,.0f} journeys", f"{big['bulk_insert_s']:.3f} s", "1.00x"),
         ("  the same with change capture", f"{big['bulk_insert_with_triggers_s']:.3f} s",

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from pytools import report_html
 from pytools.db import Target, database_error, using
+from pytools.errors import UserError
 from pytools.migrations import require_migrated
 
 # The statuses in the order pipeline.adherence decides them: the order of the report's rows.
@@ -43,7 +46,7 @@ def as_of_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _query(by: str) -> str:
+def report_query(by: str) -> str:
     columns = ", ".join(f"{expression} AS {name}" for expression, name in GROUPS[by])
     keys = ", ".join(expression for expression, _ in GROUPS[by])
     return (
@@ -56,13 +59,45 @@ def _query(by: str) -> str:
     )
 
 
+# The charts' rows: pairs per milestone, week and status.
+WEEKS_QUERY = (
+    f"SELECT a.schedule_milestone_slug AS milestone, {WEEK} AS week, a.status, count(*) AS pairs "
+    f"FROM pipeline.adherence(%s) AS a {WEEK_JOIN}GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+)
+TODAY_QUERY = "SELECT (now() AT TIME ZONE s.report_time_zone)::date AS today FROM pipeline.settings AS s"
+
+
 def adherence_report(target: Target, as_of: date | None, by: str) -> list[dict[str, Any]]:
     """Per group and status: the pairs and their share of the group, in percent."""
     with using(target) as conn:
         require_migrated(conn)
-        try:
-            return conn.execute(_query(by), (as_of, list(STATUSES))).fetchall()
-        except psycopg.errors.InsufficientPrivilege:
-            raise  # the CLI names the grant that fixes it
-        except psycopg.Error as exc:
-            raise database_error("reading adherence", exc) from None
+        return _read(conn, report_query(by), (as_of, list(STATUSES)))
+
+
+def html_report(target: Target, as_of: date | None, path: Path) -> tuple[date, int]:
+    """Write the report page (every grouping and the charts) to `path`, all read in one
+    snapshot; returns the as-of date it used and how many pairs it counts."""
+    with using(target) as conn:
+        require_migrated(conn)
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            day = as_of or _read(conn, TODAY_QUERY, ())[0]["today"]
+            tables = {by: _read(conn, report_query(by), (day, list(STATUSES))) for by in BY}
+            weeks = _read(conn, WEEKS_QUERY, (day,))
+    page = report_html.render_page(day, tables, weeks)
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write the HTML report to {path}: {exc.strerror or exc}") from None
+    return day, sum(int(row["pairs"]) for row in tables["milestone"])
+
+
+def _read(
+    conn: psycopg.Connection[dict[str, Any]], query: str, params: tuple[Any, ...]
+) -> list[dict[str, Any]]:
+    try:
+        return conn.execute(query, params).fetchall()
+    except psycopg.errors.InsufficientPrivilege:
+        raise  # the CLI names the grant that fixes it
+    except psycopg.Error as exc:
+        raise database_error("reading adherence", exc) from None

@@ -235,6 +235,13 @@ def build_parser() -> Parser:
     add_option(
         p, "--by", env="PIPELINE_REPORT_BY", choices=adherence.BY, default="milestone", help="group by"
     )
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        type=Path,
+        help="write instead one self-contained HTML page (every grouping, a chart per milestone; needs "
+        "the report extra: pip install 'patient-journey-pipeline[report]')",
+    )
     p = sub.add_parser(
         "generate",
         parents=[common],
@@ -457,6 +464,10 @@ def _cmd_failures(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.html is not None:
+        day, pairs = adherence.html_report(args.database_url, args.as_of, args.html)
+        _say(f"wrote {args.html}: adherence of {pairs:,} pairs as of {day.isoformat()}")
+        return ExitCode.OK
     _print(adherence.adherence_report(args.database_url, args.as_of, args.by), args.format)
     return ExitCode.OK
 

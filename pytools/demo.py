@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pytools import cron, migrations, report, runs
+from pytools import adherence, cron, migrations, report, runs
 from pytools.cluster import (
     SERVER_USER,
     LocalCluster,
@@ -129,6 +129,7 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
         for f in failing
     ]
     print(report.render(brief, "table", 70))
+    show_adherence(url, workdir / "adherence.html")
     print(
         f"\nconnect with:  psql -h {cluster.datadir} -p {cluster.port} -U postgres {DEMO_DATABASE}"
         f"\n  or with the CLI: DATABASE_URL='{url}' python -m pytools status"
@@ -141,9 +142,25 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
         "\n  python -m pytools status            the job, its executions and the last runs"
         "\n  python -m pytools failures          what is failing now (--all: every retained run)"
         "\n  python -m pytools run-now           a run now: nothing changed, so it writes nothing"
+        "\n  python -m pytools report --by week  adherence per week from the milestone (--html FILE)"
         "\n  psql: SELECT * FROM pipeline.current_failures;"
+        "\n  psql: who is overdue for the 6-week post-op survey (schedule 6wpo)?"
+        "\n        SELECT patient_id, patient_journey_id, window_end_date FROM pipeline.activity_adherence"
+        "\n        WHERE schedule_slug = '6wpo' AND status = 'overdue' ORDER BY window_end_date;"
     )
     return 0
+
+
+def show_adherence(url: str, page: Path) -> None:
+    """The adherence summary by milestone, and the HTML report written next to the checkout."""
+    print("\nadherence today, by milestone (python -m pytools report):")
+    print(report.render(adherence.adherence_report(url, None, "milestone"), "table"))
+    try:
+        day, pairs = adherence.html_report(url, None, page)
+    except UserError as exc:  # the report extra (matplotlib) is missing, or the file cannot be written
+        print(f"no HTML report: {exc}")
+        return
+    print(f"the HTML report ({pairs:,} pairs as of {day.isoformat()}): {page}")
 
 
 def stop_demo(workdir: Path, port: int | None = None) -> int:

@@ -42,6 +42,11 @@ def test_demo_runs_the_pipeline_with_the_job_run_as_the_runner_and_reruns_idle(w
             "SELECT status, rows_inserted FROM pipeline.pipeline_runs ORDER BY run_id"
         ).fetchall()
     assert len(runs) == 1 and runs[0][0] == "succeeded" and runs[0][1] > 0, runs
+    # the adherence summary, held-back pairs counted, and the HTML report where it says
+    assert "adherence today, by milestone" in first and "held_back" in first, first
+    page = workdir / "adherence.html"
+    assert "the HTML report (" in first and str(page) in first, first
+    assert page.read_text(encoding="utf-8").count("<svg") >= 2
 
     assert run_demo(workdir) == 0  # the same cluster again: nothing changed, nothing written
     with psycopg.connect(demo_cluster(workdir).url(DEMO_DATABASE)) as conn:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def test_the_as_of_date_decides_what_is_open_overdue_or_not_yet_open(
         (10, "knee", "done_in_window", 1),
         (10, "knee", "open", 3),
         (11, "prep", "overdue", 4),
-        (12, None, "held_back", 4),  # held back from the first run: no window row names its slug
+        (12, "x", "held_back", 4),  # held back, named by the activity the source has
     ]
     early = report(reader_env, tmp_path, "--as-of", "2026-03-01", "--by", "activity")
     assert [(r["activity_id"], r["status"], r["pairs"]) for r in early][1:3] == [
@@ -120,3 +121,29 @@ def test_a_bad_as_of_date_is_a_usage_error_in_one_line(
 
 def test_a_bad_grouping_is_a_usage_error(reader_env: dict[str, str], tmp_path: Path) -> None:
     assert_one_error_line(cli("report", "--by", "patient", env=reader_env, cwd=tmp_path), USAGE)
+
+
+def test_the_reader_writes_the_html_page_with_every_grouping_and_a_chart_per_milestone(
+    reader_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Actor: pipeline_reader. The page is what the database says: its tables hold the counts
+    the text report prints, and it has one chart for the operation and one for the held-back
+    pairs, which have no milestone (the browser's view of such a page: test_report_html.py)."""
+    pytest.importorskip("matplotlib", reason="the report extra is in the dev extra: pip install -e '.[dev]'")
+    page = tmp_path / "adherence.html"
+    out = assert_ok(cli("report", "--as-of", "2026-04-01", "--html", str(page), env=reader_env, cwd=tmp_path))
+    assert out.strip() == f"wrote {page}: adherence of 12 pairs as of 2026-04-01"
+    text = page.read_text(encoding="utf-8")
+    assert text.count("<svg") == 2
+    assert "Adherence as of 2026-04-01" in text
+    for status, pairs in (("done_in_window", 1), ("overdue", 7), ("held_back", 4)):
+        assert re.search(rf"<td>{status}</td>\s*<td[^>]*>{pairs}</td>", text), status
+
+
+def test_an_html_file_that_cannot_be_written_is_one_error_line(
+    reader_env: dict[str, str], tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib", reason="the report extra is in the dev extra: pip install -e '.[dev]'")
+    missing = tmp_path / "no such folder" / "adherence.html"
+    line = assert_one_error_line(cli("report", "--html", str(missing), env=reader_env, cwd=tmp_path), USAGE)
+    assert "cannot write the HTML report to" in line and "No such file or directory" in line
