@@ -66,6 +66,15 @@ BEGIN
     -- plpgsql_check cannot know the temp tables _build_scope made: the pragmas tell it (no-ops when run)
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope_activity (activity_id bigint)';
+    -- The journeys' activities, once and de-duplicated, for every statement below: all of them
+    -- read the same ones (an activity the application prescribes meanwhile waits for the next
+    -- run, as its queued change says), and with this table's statistics the planner knows that
+    -- each patient journey has dozens of pairs, not one.
+    CREATE TEMP TABLE run_journey_activity ON COMMIT DROP AS
+    SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j
+    WHERE j.journey_id IS NOT NULL AND j.activity_id IS NOT NULL;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_journey_activity (journey_id bigint, activity_id bigint)';
+    ANALYZE pg_temp.run_journey_activity;
     -- A duplicated patient journey id must not duplicate its pairs. Duplicates are rare, so
     -- pay for de-duplicating (which hides the table's indexes) only when there are some. The
     -- row kept is the first by the values of the columns a run reads (copies that tie give the
@@ -80,7 +89,7 @@ BEGIN
         WHERE x.id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s
                        UNION ALL
                        SELECT pj.id FROM public.patient_journey AS pj
-                       WHERE pj.journey_id IN (SELECT j.journey_id FROM public.journey_activity AS j
+                       WHERE pj.journey_id IN (SELECT j.journey_id FROM pg_temp.run_journey_activity AS j
                                                WHERE j.activity_id IN (SELECT s.activity_id
                                                                        FROM pg_temp.run_scope_activity AS s))
                        UNION ALL
@@ -115,7 +124,7 @@ BEGIN
         -- the second condition follows from the first branch's join; it lets a scan of patient
         -- journeys use their journey_id index when few activities are in scope
         v_journey_scope := ARRAY['AND pj.id ' || v_in_journeys,
-                                 'AND pj.journey_id IN (SELECT j.journey_id FROM public.journey_activity AS j '
+                                 'AND pj.journey_id IN (SELECT j.journey_id FROM pg_temp.run_journey_activity AS j '
                                  '                      WHERE j.activity_id ' || v_in_activities || ')'];
         -- one branch per kind of scope, so that each can use its own index; a result both reach
         -- is taken by the first only, so that it is counted once
@@ -135,8 +144,8 @@ BEGIN
     -- Each prescribed pair as its patient journey's row plus the activity: no second join.
     -- %1$s narrows the prescribed pairs (j), %2$s is the patient journeys' source, %3$s narrows it.
     v_pair_rows := 'SELECT pj.*, ja.activity_id AS pair_activity_id FROM %2$s AS pj '
-                   'JOIN (SELECT DISTINCT j.journey_id, j.activity_id FROM public.journey_activity AS j '
-                   '      WHERE j.activity_id IS NOT NULL %1$s) AS ja ON ja.journey_id = pj.journey_id '
+                   'JOIN (SELECT j.journey_id, j.activity_id FROM pg_temp.run_journey_activity AS j '
+                   '      WHERE true %1$s) AS ja ON ja.journey_id = pj.journey_id '
                    'WHERE pj.id IS NOT NULL %3$s';
     FOR i IN 1 .. cardinality(v_pair_scope) LOOP
         v_load_branches := v_load_branches
@@ -153,25 +162,31 @@ BEGIN
                       '');
     END LOOP;
 
-    -- The survey results, read once for both views: per pair that has any, how many, and the
-    -- dates of the dated ones (coalesce(end_time, start_time) in report_time_zone, ascending),
-    -- and whether its journey prescribes it (if not, it is a survey pair). With a scope, each
-    -- result's patient journey is looked up by its id (OFFSET 0 keeps the lookup per row),
-    -- rather than hashing every patient journey: the cost follows the scope.
+    -- The survey results, read once for both views: per pair that has any, how many, how many
+    -- are dated (coalesce(end_time, start_time), as a date in report_time_zone), the first and
+    -- the last date, and whether its journey prescribes it (if not, it is a survey pair). The
+    -- first and last date decide a done_* status for a pair with up to two dated results, most
+    -- of them; only the few with more get the array of their dates, afterwards (an array per
+    -- pair, in one aggregate over millions of pairs, costs several times the rest). With a
+    -- scope, each result's patient journey is looked up by its id (OFFSET 0 keeps the lookup
+    -- per row), rather than hashing every patient journey: the cost follows the scope.
     SELECT s.report_time_zone INTO v_time_zone FROM pipeline.settings AS s;
     CREATE TEMP TABLE run_pair_result (
-        patient_journey_id bigint, activity_id bigint, result_count integer, result_dates date[], prescribed boolean
+        patient_journey_id bigint, activity_id bigint, result_count integer, dated_count integer,
+        first_date date, last_date date, result_dates date[], prescribed boolean
     ) ON COMMIT DROP;
     PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
-            'result_count integer, result_dates date[], prescribed boolean)';
+            'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[], '
+            'prescribed boolean)';
     EXECUTE format(
         'INSERT INTO pg_temp.run_pair_result '
-        'SELECT g.patient_journey_id, g.activity_id, g.result_count, g.result_dates, '
-        '       EXISTS (SELECT FROM public.journey_activity AS ja '
+        'SELECT g.patient_journey_id, g.activity_id, g.result_count, g.dated_count, g.first_date, g.last_date, '
+        '       NULL, '
+        '       EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja '
         '               WHERE ja.journey_id = pj.journey_id AND ja.activity_id = g.activity_id) '
         'FROM (SELECT sr.patient_journey_id, sr.activity_id, count(*)::integer AS result_count, '
-        '             array_agg(sr.result_date ORDER BY sr.result_date) FILTER (WHERE sr.result_date IS NOT NULL) '
-        '                 AS result_dates '
+        '             count(sr.result_date)::integer AS dated_count, min(sr.result_date) AS first_date, '
+        '             max(sr.result_date) AS last_date '
         '      FROM (SELECT r.patient_journey_id, r.activity_id, '
         '                   (coalesce(r.end_time, r.start_time) AT TIME ZONE $1)::date AS result_date '
         '            FROM %s AS r) AS sr '
@@ -183,6 +198,12 @@ BEGIN
                ELSE 'LEFT JOIN %s AS pj ON pj.id = g.patient_journey_id ' END,
         v_survey_results, v_patient_journeys)
     USING v_time_zone;
+    UPDATE pg_temp.run_pair_result AS p
+    SET result_dates = (SELECT array_agg((coalesce(r.end_time, r.start_time) AT TIME ZONE v_time_zone)::date)
+                        FROM public.survey_result AS r
+                        WHERE r.patient_journey_id = p.patient_journey_id AND r.activity_id = p.activity_id
+                          AND coalesce(r.end_time, r.start_time) IS NOT NULL)
+    WHERE p.dated_count > 2;
     ANALYZE pg_temp.run_pair_result;
 
     -- One candidate row; %1$s and %2$s name the pair's keys in the branch it is used in, %3$s its results.
@@ -191,7 +212,8 @@ BEGIN
         'pj.patient_id, a.activity_id AS found_activity_id, a.content_slug, a.schedule_id, '
         'a.schedule_slug, a.start_offset_days, a.end_offset_days, a.milestone_slug, a.activity_held_back, '
         'CASE a.milestone_slug %s ELSE NULL::date END AS milestone_date, '
-        'coalesce(%%3$s.result_count, 0) AS result_count, %%3$s.result_dates',
+        'coalesce(%%3$s.result_count, 0) AS result_count, coalesce(%%3$s.dated_count, 0) AS dated_count, '
+        '%%3$s.first_date, %%3$s.last_date, %%3$s.result_dates',
         -- v_row is a format string below: a % in a milestone slug or column name must stay literal
         coalesce(replace(v_date_cases, '%', '%%'), 'WHEN NULL THEN NULL::date'));
 
@@ -215,11 +237,21 @@ BEGIN
         SELECT w.*,
                -- the date that decides a done_* status: the first result in the window, else
                -- the first after it, else the last before it; none without a window (no
-               -- schedule, or its milestone has no date). Most pairs have one result at most,
-               -- so only a pair with several reads its array.
-               CASE WHEN w.held_back IS NOT NULL OR w.result_dates IS NULL OR w.schedule_id IS NULL
+               -- schedule, or its milestone has no date). Of one or two dated results the first
+               -- and last date tell which; only a pair with more reads its array.
+               CASE WHEN w.held_back IS NOT NULL OR w.dated_count = 0 OR w.schedule_id IS NULL
                          OR (w.milestone_slug IS NOT NULL AND w.milestone_date IS NULL) THEN NULL
-                    WHEN cardinality(w.result_dates) = 1 THEN w.result_dates[1]
+                    WHEN w.dated_count <= 2 THEN
+                        CASE WHEN (w.first_date >= w.window_start_date OR w.window_start_date IS NULL)
+                                  AND (w.first_date <= w.window_end_date OR w.window_end_date IS NULL)
+                                 THEN w.first_date
+                             WHEN (w.last_date >= w.window_start_date OR w.window_start_date IS NULL)
+                                  AND (w.last_date <= w.window_end_date OR w.window_end_date IS NULL)
+                                 THEN w.last_date
+                             WHEN w.first_date > w.window_end_date THEN w.first_date
+                             WHEN w.last_date > w.window_end_date THEN w.last_date
+                             ELSE w.last_date  -- both before the window
+                        END
                     ELSE (SELECT coalesce(
                                      min(d.d) FILTER (WHERE (d.d >= w.window_start_date OR w.window_start_date IS NULL)
                                                         AND (d.d <= w.window_end_date OR w.window_end_date IS NULL)),
@@ -259,11 +291,9 @@ BEGIN
                 FROM pg_temp.run_pair_result AS p
                 LEFT JOIN %7$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
-                -- checked again in this statement's snapshot: should the application have made
-                -- the journey prescribe the pair since run_pair_result was filled, it is a
-                -- journey pair now, and must not come twice
+                -- the journey pairs' own check, against the same copy of the journeys' activities
                 WHERE NOT p.prescribed
-                  AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
+                  AND NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja
                                   WHERE ja.journey_id = pj.journey_id AND ja.activity_id = p.activity_id)
                 -- OFFSET 0 (here and below) keeps a level a subquery, so that each pair's
                 -- milestone date and held_back are computed once, not again wherever the levels
@@ -291,7 +321,8 @@ BEGIN
             'found_patient_journey_id bigint, patient_id bigint, found_activity_id bigint, content_slug text, '
             'schedule_id bigint, schedule_slug text, start_offset_days integer, end_offset_days integer, '
             'milestone_slug text, activity_held_back pipeline.held_back_reason, milestone_date date, '
-            'result_count integer, result_dates date[], held_back pipeline.held_back_reason, '
+            'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[], '
+            'held_back pipeline.held_back_reason, '
             'window_start_date date, window_end_date date, completed_on date)';
     -- the window row: named and ordered as the window table's columns (a test checks it); a
     -- pair the source has is not retired

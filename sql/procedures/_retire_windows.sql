@@ -16,30 +16,46 @@ DECLARE
 BEGIN
     -- plpgsql_check cannot know the temp tables of the steps before: the pragmas tell it (no-ops when run)
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
-            'result_count integer, result_dates date[], prescribed boolean)';
     -- The source's pairs, as _prepare_candidates forms them: prescribed by the patient journey's
-    -- journey, or with a survey result (run_pair_result holds every pair in scope that has one,
-    -- as the candidates saw them). Two statements: pg_temp.run_scope exists in incremental runs only.
+    -- journey, or with a survey result. Shaped for millions of rows: each row's patient journey
+    -- is joined (a hash of the patient journeys) and its journey's activities looked up (a hash of
+    -- journey_activity), which leaves the few rows that some copy of their patient journey does not
+    -- prescribe; only those are looked up again, and in survey_result, through the indexes. Two statements: run_scope exists in incremental runs only.
     IF p_scoped THEN
         UPDATE pipeline.patient_journey_schedule_window AS w
         SET retired_at = now()
-        WHERE w.retired_at IS NULL
-          AND w.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
+        FROM (SELECT x.patient_journey_id, x.activity_id
+              FROM pipeline.patient_journey_schedule_window AS x
+              LEFT JOIN public.patient_journey AS pj ON pj.id = x.patient_journey_id
+              WHERE x.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
+                AND x.retired_at IS NULL
+                AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
+                                WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id)
+              OFFSET 0) AS u
+        WHERE w.patient_journey_id = u.patient_journey_id AND w.activity_id = u.activity_id
+          -- another copy of a duplicated patient journey id may prescribe it
           AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
                           JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
-                          WHERE pj.id = w.patient_journey_id AND ja.activity_id = w.activity_id)
-          AND NOT EXISTS (SELECT FROM pg_temp.run_pair_result AS r
-                          WHERE r.patient_journey_id = w.patient_journey_id AND r.activity_id = w.activity_id);
+                          WHERE pj.id = u.patient_journey_id AND ja.activity_id = u.activity_id)
+          AND NOT EXISTS (SELECT FROM public.survey_result AS r
+                          WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id);
     ELSE
         UPDATE pipeline.patient_journey_schedule_window AS w
         SET retired_at = now()
-        WHERE w.retired_at IS NULL
+        FROM (SELECT x.patient_journey_id, x.activity_id
+              FROM pipeline.patient_journey_schedule_window AS x
+              LEFT JOIN public.patient_journey AS pj ON pj.id = x.patient_journey_id
+              WHERE x.retired_at IS NULL
+                AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
+                                WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id)
+              OFFSET 0) AS u
+        WHERE w.patient_journey_id = u.patient_journey_id AND w.activity_id = u.activity_id
+          -- another copy of a duplicated patient journey id may prescribe it
           AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
                           JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
-                          WHERE pj.id = w.patient_journey_id AND ja.activity_id = w.activity_id)
-          AND NOT EXISTS (SELECT FROM pg_temp.run_pair_result AS r
-                          WHERE r.patient_journey_id = w.patient_journey_id AND r.activity_id = w.activity_id);
+                          WHERE pj.id = u.patient_journey_id AND ja.activity_id = u.activity_id)
+          AND NOT EXISTS (SELECT FROM public.survey_result AS r
+                          WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id);
     END IF;
     GET DIAGNOSTICS v_retired = ROW_COUNT;
     RETURN v_retired;

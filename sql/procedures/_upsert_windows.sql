@@ -46,6 +46,8 @@ BEGIN
             rows_updated := 0;
             ALTER TABLE pipeline.patient_journey_schedule_window
                 ADD CONSTRAINT patient_journey_schedule_window_pkey PRIMARY KEY (patient_journey_id, activity_id);
+            -- fresh statistics for the steps after (retiring pairs) and the next runs and reports
+            ANALYZE pipeline.patient_journey_schedule_window;
         ELSE
             -- millions of candidates in a full run: drop the unchanged ones with one join
             SELECT * INTO rows_inserted, rows_updated
