@@ -26,6 +26,10 @@ DECLARE
 BEGIN
     -- Before anything else this step runs with the owner's rights: nothing of another role in
     -- schema pipeline, which is on its search_path.
+    IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'a run step starts only in a transaction that has written nothing yet'
+            USING ERRCODE = 'invalid_transaction_state', HINT = 'CALL pipeline.run_patient_journey_pipeline();';
+    END IF;
     PERFORM pipeline._refuse_foreign_objects();
     IF v_trigger !~ '^[ -~]{1,64}$' THEN
         RAISE EXCEPTION 'a run''s trigger must be 1 to 64 printable ASCII characters; this one has % characters',

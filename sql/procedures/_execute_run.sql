@@ -46,7 +46,12 @@ DECLARE
     ex_log_message text;
     v_logged integer := 0;
     v_execution record;
+    v_table regclass;
 BEGIN
+    IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'a run step starts only in a transaction that has written nothing yet'
+            USING ERRCODE = 'invalid_transaction_state', HINT = 'CALL pipeline.run_patient_journey_pipeline();';
+    END IF;
     PERFORM pipeline._require_run(p_run_id, '_execute_run');
     -- Held until the outcome is recorded: should this function fail before that, the lock
     -- outlives the error (a session lock) and lets _fail_run record the run as failed; a caller
@@ -68,6 +73,16 @@ BEGIN
         IF current_setting('lock_timeout') = '0' THEN
             PERFORM set_config('lock_timeout', '1min', true);
         END IF;
+        -- Lock the source tables first, then check them: no table can be swapped (for a view, say)
+        -- between the check and the reads, which take no stronger lock than this one.
+        FOR v_table IN SELECT to_regclass(t.table_name) FROM pipeline._change_capture_tables() AS t
+                       WHERE t.table_name LIKE 'public.%' AND to_regclass(t.table_name) IS NOT NULL LOOP
+            BEGIN
+                EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', v_table);
+            EXCEPTION WHEN wrong_object_type THEN
+                NULL;  -- a materialized view: the check below refuses it by name
+            END;
+        END LOOP;
         PERFORM pipeline._check_source_tables();
         v_mode := pipeline._drain_changes(p_full);
         IF v_mode = 'noop' THEN

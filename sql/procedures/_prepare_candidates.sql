@@ -262,6 +262,9 @@ BEGIN
 END;
 $$;
 
+-- A step of the run (and of pipeline.preview_run), not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._prepare_candidates(boolean) FROM PUBLIC;
+
 COMMENT ON FUNCTION pipeline._prepare_candidates(boolean) IS
     'Run step 2: this run''s candidate pairs (all, or the scope''s) with their windows and why any is held back, '
     'as the temporary views run_candidate, run_held_back_candidate (those that can be held back) and run_window.';

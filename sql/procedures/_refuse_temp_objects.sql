@@ -1,4 +1,4 @@
--- A run keeps its intermediate results in temporary tables named run_* (run_change,
+-- A run keeps its intermediate results in temporary tables and views named run_* (run_change,
 -- run_schedule, run_scope, run_survey_pair, ...), created by the run in the caller's session.
 -- Objects of that name that the session made itself beforehand (a table, a view, a type, one
 -- with a trigger calling the caller's code) must not stand in for them, so a run refuses to
