@@ -1,4 +1,4 @@
--- depends: 0011.name-the-candidates
+-- depends: 0012.sla
 -- Issue 10: adherence. The window table says when each activity is due; this release adds the
 -- other half, whether the patient did it in time (pipeline.adherence, pipeline.activity_adherence,
 -- created by migrate from sql/procedures/). The run keeps what the statuses need in the rows
