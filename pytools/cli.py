@@ -476,8 +476,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         shown = {"job": vars(job) if job else None, "executions": executions, "runs": last_runs}
         print(report.to_json({**shown, "job_not_shown": hidden}))
         return ExitCode.OK
-    if args.format == "csv":
-        _print(last_runs, "csv")
+    if args.format == "csv":  # one table: a `record` column says which each row is
+        kinds = [("job", [vars(job)] if job else []), ("execution", executions), ("run", last_runs)]
+        _print(report.records([*kinds, ("job_not_shown", [{"reason": hidden}] if hidden else [])]), "csv")
         return ExitCode.OK
     if hidden:
         _say(f"pg_cron job: {hidden}")

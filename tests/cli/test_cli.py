@@ -310,11 +310,26 @@ def test_status_as_json(
     assert status["runs"][0]["status"] == "succeeded"
 
 
-def test_status_as_csv_lists_the_runs(env: dict[str, str], job_name: str, tmp_path: Path) -> None:
+def test_status_as_csv_carries_the_job_its_executions_and_the_runs_as_json_does(
+    db: psycopg.Connection[Any], db_url: str, env: dict[str, str], job_name: str, tmp_path: Path
+) -> None:
+    """One table, a `record` column saying which each row is: nothing that the table or JSON
+    shows is dropped; a role that may not see the job gets a job_not_shown row saying why."""
+    one_journey(db)
     assert_ok(cli("run-now", env=env, cwd=tmp_path))
-    out = assert_ok(cli("status", "--job-name", job_name, "--format", "csv", env=env, cwd=tmp_path))
-    [run] = list(csv.DictReader(io.StringIO(out)))
-    assert run["status"] == "succeeded"
+    assert_ok(cli("schedule", "--job-name", job_name, env=env, cwd=tmp_path))
+    args = ("status", "--job-name", job_name)
+    rows = list(csv.DictReader(io.StringIO(assert_ok(cli(*args, "--format", "csv", env=env, cwd=tmp_path)))))
+    data = json.loads(assert_ok(cli(*args, "--format", "json", env=env, cwd=tmp_path)))
+    assert [r["record"] for r in rows] == ["job"] + ["execution"] * len(data["executions"]) + ["run"]
+    assert (rows[0]["jobname"], rows[0]["schedule"]) == (job_name, data["job"]["schedule"])
+    assert (rows[-1]["run_id"], rows[-1]["status"]) == (str(data["runs"][0]["run_id"]), "succeeded")
+    reader_env = clean_env(with_params(db_url, user="pipeline_reader"))
+    hidden = list(
+        csv.DictReader(io.StringIO(assert_ok(cli(*args, "--format", "csv", env=reader_env, cwd=tmp_path))))
+    )
+    assert [r["record"] for r in hidden] == ["run", "job_not_shown"]
+    assert "pipeline_reader" in hidden[-1]["reason"]
 
 
 def test_status_without_a_job(env: dict[str, str], job_name: str, tmp_path: Path) -> None:
