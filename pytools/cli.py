@@ -432,7 +432,15 @@ def _cmd_run_now(args: argparse.Namespace) -> int:
     except runs.RunFailed as failed:
         if failed.run is not None:
             _print([failed.run], args.format)
-        _error(f"{failed}; see `python -m pytools failures`", secrets_of(args.database_url))
+        if failed.failures_readable:
+            where = "see `python -m pytools failures`"
+        else:  # the runner: its run's error_message is what it may read; the failure rows need a reader
+            run_id = f" --run-id {failed.run['run_id']}" if failed.run else ""
+            where = (
+                "its error_message (pipeline_runs) is above; its failure rows: "
+                f"`python -m pytools failures{run_id}` as a member of pipeline_reader"
+            )
+        _error(f"{failed}; {where}", secrets_of(args.database_url))
         return ExitCode.RUN_FAILED
     _print([run], args.format)
     return ExitCode.OK

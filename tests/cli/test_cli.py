@@ -208,6 +208,28 @@ def test_failed_run_exits_1_with_one_error_line(
     assert run["status"] == "failed"
 
 
+def test_a_runner_whose_run_failed_is_pointed_at_what_it_may_read(
+    db: psycopg.Connection[Any], db_url: str, tmp_path: Path
+) -> None:
+    """Actor: pipeline_runner (pg_cron's role, or a service account): it may not read
+    pipeline_failures, so a failed run-now does not send it to `failures`; it names the run's
+    error_message, printed above, and the command a pipeline_reader member can run."""
+    one_journey(db)
+    db.execute("ALTER TABLE public.activity RENAME TO activity_gone")
+    runner_env = clean_env(with_params(db_url, user="pipeline_runner"))
+    result = cli("run-now", "--format", "json", env=runner_env, cwd=tmp_path)
+    line = assert_one_error_line(result, 1)
+    [run] = json.loads(result.stdout)
+    assert run["status"] == "failed" and "activity" in run["error_message"]
+    assert f"`python -m pytools failures --run-id {run['run_id']}` as a member of pipeline_reader" in line
+    assert "error_message" in line
+    # what it is pointed at works for a reader
+    reader_env = clean_env(with_params(db_url, user="pipeline_reader"))
+    failures = json.loads(assert_ok(cli("failures", "--run-id", str(run["run_id"]), "--format", "json",
+                                        env=reader_env, cwd=tmp_path)))  # fmt: skip
+    assert [f["stage"] for f in failures] == ["run"]
+
+
 # --- where the database URL comes from -----------------------------------------------------
 
 
