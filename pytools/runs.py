@@ -14,7 +14,7 @@ from pytools.migrations import require_migrated
 RUN_COLUMNS = (
     "run_id, trigger, status, mode, started_at, finished_at, "
     "round(extract(epoch FROM finished_at - started_at)::numeric, 3) AS seconds, "
-    "rows_inserted, rows_updated, rows_held_back, failures, error_message"
+    "rows_inserted, rows_updated, rows_held_back, failures, sla_breached, error_message"
 )
 # The DETAIL of the errors the procedure raises after recording the run.
 _RUN_ID_DETAIL = re.compile(r"run_id=([0-9]+)")
