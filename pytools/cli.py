@@ -9,6 +9,7 @@ import argparse
 import getpass
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,81 @@ def check_env_values(parser: Parser, args: argparse.Namespace) -> None:
                 command.error(str(exc))
 
 
+# What each command's --help says first: what it does, the role it is meant to run as, and an
+# example (README "Roles" creates those roles; "The CLI" lists the commands).
+ABOUT: dict[str, tuple[str, str, str]] = {
+    "migrate": (
+        "Applies the pending migrations, then (re)creates every routine and grants pipeline_runner and "
+        "pipeline_reader their rights. Safe to repeat.",
+        f'{OWNER_ROLE}, with the grants README "Roles" lists (not a superuser: all would be theirs)',
+        "DATABASE_URL=postgresql://pipeline_owner@dbhost/clinic python -m pytools migrate",
+    ),
+    "run-now": (
+        "Runs the pipeline once, now, and prints the run it recorded; exits 1 when the run failed.",
+        f"{cron.RUNNER_ROLE} (or a member of it)",
+        "python -m pytools run-now --full",
+    ),
+    "schedule": (
+        "Creates or updates the pg_cron job that runs the pipeline, in pg_cron's database, to run in "
+        "this one, and says which role the job runs as.",
+        "a superuser, or the job's own role given pg_cron's rights (README \"Roles\")",
+        "python -m pytools schedule --cron '*/15 * * * *'",
+    ),
+    "unschedule": (
+        "Removes the pg_cron job, saying so when there was none.",
+        "the role that scheduled it, or a superuser",
+        "python -m pytools unschedule",
+    ),
+    "status": (
+        "Shows the pg_cron job, its last executions (cron.job_run_details) and the last runs; a role "
+        "that may not read pg_cron's job sees the runs and one line saying why.",
+        "a member of pipeline_reader (a superuser also sees the job)",
+        "python -m pytools status --limit 10 --format json",
+    ),
+    "failures": (
+        "Lists what is failing now (the failures of the latest finished run), of one run, or of every "
+        "retained run, with the pairs each holds back.",
+        "a member of pipeline_reader",
+        "python -m pytools failures --all --format csv > failures.csv",
+    ),
+    "check": (
+        "A monitoring probe with the conventions of Nagios / Icinga plugins: one line "
+        "'PIPELINE OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata' and exit 0, 1, 2 or 3 (a usage "
+        "error too is UNKNOWN, exit 3).",
+        "a member of pipeline_reader",
+        "python -m pytools check --max-age '2 hours' --warn-held-back 10",
+    ),
+    "metrics": (
+        "Prints the pipeline's state in the Prometheus text exposition format, for node_exporter's "
+        "textfile collector.",
+        "a member of pipeline_reader",
+        "python -m pytools metrics > /var/lib/node_exporter/pipeline.prom.tmp && "
+        "mv /var/lib/node_exporter/pipeline.prom.tmp /var/lib/node_exporter/pipeline.prom",
+    ),
+    "generate": (
+        "Erases every row of the app's ten source tables (public.patient, journey, schedule, activity, "
+        "journey_activity, patient_journey, survey, survey_result, device, step_result), then fills them "
+        "with N realistic patient journeys. For test databases only: it refuses while any of those "
+        "tables holds a row, unless --force.",
+        "the owner of the app's source tables, on a test database",
+        "python -m pytools generate --journeys 1000",
+    ),
+    "demo": (
+        "Starts a throwaway local PostgreSQL cluster in .pgdata/ with sample data, installs the "
+        "pipeline, schedules the job and runs it once; --stop stops it.",
+        "any local account (root runs the server as the postgres user); no database role",
+        "make demo",
+    ),
+}
+
+
+def _describe(parser: Parser, command: str) -> None:
+    summary, role, example = ABOUT[command]
+    lines = [textwrap.fill(summary, 79), "", textwrap.fill(f"Run as: {role}.", 79), f"Example: {example}"]
+    parser.description = "\n".join(lines)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> Parser:
     common = Parser(add_help=False)
     add_option(
@@ -247,10 +323,6 @@ def build_parser() -> Parser:
         parents=[common],
         help="ERASE the app's source tables, then fill them with N realistic patient journeys "
         "(test databases only)",
-        description="Erases every row of the app's ten source tables (public.patient, journey, schedule, "
-        "activity, journey_activity, patient_journey, survey, survey_result, device, step_result), then "
-        "fills them with N realistic patient journeys. For test databases only: it refuses while any of "
-        "those tables holds a row, unless --force.",
     )
     p.add_argument("--journeys", type=_positive_int, required=True, help="how many patient journeys")
     p.add_argument("--force", action="store_true", help="erase the source tables even if they hold rows")
@@ -263,6 +335,8 @@ def build_parser() -> Parser:
     )
     _add_probes(sub, common, job)
     parser.commands = dict(sub.choices)
+    for command, command_parser in parser.commands.items():
+        _describe(command_parser, command)
     return parser
 
 
@@ -286,10 +360,6 @@ def _add_probes(sub: Any, common: Parser, job: Parser) -> None:
         parents=[common, job],
         help="a Nagios / Icinga probe: one status line with performance data, exit 0 OK, 1 WARNING, "
         "2 CRITICAL, 3 UNKNOWN (run as a pipeline_reader member)",
-        description="A monitoring probe with the conventions of Nagios / Icinga plugins: one line "
-        "'PIPELINE OK|WARNING|CRITICAL|UNKNOWN - summary | perfdata' and exit 0, 1, 2 or 3 (a usage "
-        "error too is UNKNOWN, exit 3). Run it as a member of pipeline_reader. Example: "
-        "python -m pytools check --max-age '2 hours' --warn-held-back 10",
     )
     add_option(
         p,
@@ -317,10 +387,6 @@ def _add_probes(sub: Any, common: Parser, job: Parser) -> None:
         parents=[common, job],
         help="the pipeline's state in the Prometheus text format, for node_exporter's textfile "
         "collector (run as a pipeline_reader member)",
-        description="Prints the pipeline's state in the Prometheus text exposition format. Run it as "
-        "a member of pipeline_reader. Example: python -m pytools metrics > "
-        "/var/lib/node_exporter/pipeline.prom.tmp && mv /var/lib/node_exporter/pipeline.prom.tmp "
-        "/var/lib/node_exporter/pipeline.prom",
     )
     p.add_argument("--no-job", action="store_true", help="expect no pg_cron job: leave out its metrics")
 
@@ -394,7 +460,15 @@ def _cmd_run_now(args: argparse.Namespace) -> int:
     except runs.RunFailed as failed:
         if failed.run is not None:
             _print([failed.run], args.format)
-        _error(f"{failed}; see `python -m pytools failures`", secrets_of(args.database_url))
+        if failed.failures_readable:
+            where = "see `python -m pytools failures`"
+        else:  # the runner: its run's error_message is what it may read; the failure rows need a reader
+            run_id = f" --run-id {failed.run['run_id']}" if failed.run else ""
+            where = (
+                "its error_message (pipeline_runs) is above; its failure rows: "
+                f"`python -m pytools failures{run_id}` as a member of pipeline_reader"
+            )
+        _error(f"{failed}; {where}", secrets_of(args.database_url))
         return ExitCode.RUN_FAILED
     _print([run], args.format)
     return ExitCode.OK
@@ -438,8 +512,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         shown = {"job": vars(job) if job else None, "executions": executions, "runs": last_runs}
         print(report.to_json({**shown, "job_not_shown": hidden}))
         return ExitCode.OK
-    if args.format == "csv":
-        _print(last_runs, "csv")
+    if args.format == "csv":  # one table: a `record` column says which each row is
+        kinds = [("job", [vars(job)] if job else []), ("execution", executions), ("run", last_runs)]
+        _print(report.records([*kinds, ("job_not_shown", [{"reason": hidden}] if hidden else [])]), "csv")
         return ExitCode.OK
     if hidden:
         _say(f"pg_cron job: {hidden}")

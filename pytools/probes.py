@@ -110,7 +110,7 @@ class Facts:
 
 
 _RUN_FIELDS = (
-    "run_id, status, error_message, rows_inserted, rows_updated, rows_held_back, failures, "
+    "run_id, status, error_message, rows_inserted, rows_updated, rows_held_back, failures, sla_breached, "
     "extract(epoch FROM started_at)::float8 AS started_epoch, "
     "extract(epoch FROM finished_at)::float8 AS finished_epoch, "
     "extract(epoch FROM finished_at - started_at)::float8 AS seconds"
@@ -244,6 +244,10 @@ def evaluate(facts: Facts, *, max_age: float, warn_held_back: float, job_name: s
     skips = facts.trailing_skips()
     if len(skips) >= REPEATED_SKIPS:
         warning.append(f"the last {len(skips)} runs were skipped: {_clean(skips[0]['error_message'] or '')}")
+    if last and last.get("sla_breached"):
+        warning.append(
+            f"run {last['run_id']} took {last['seconds']:.0f} s, longer than its SLA (settings.sla)"
+        )
     pct = facts.held_back_pct
     if pct > warn_held_back:
         warning.append(f"{pct:.1f}% of pairs held back (over {warn_held_back:g}%): see `failures`")
@@ -337,6 +341,8 @@ def _metric_values(facts: Facts, *, job_expected: bool) -> list[tuple[str, str, 
         ("pipeline_last_run_rows_updated", "Window rows that run updated", of_last("rows_updated")),
         ("pipeline_last_run_failures", "Failures that run recorded", of_last("failures")),
         ("pipeline_last_run_held_back_pairs", "Pairs that run held back", of_last("rows_held_back")),
+        ("pipeline_last_run_sla_breached", "1 when that run took longer than settings.sla",
+         of_last("sla_breached")),
         ("pipeline_held_back_ratio", "Pairs the latest succeeded run held back, over window rows plus them",
          facts.held_back_pct / 100),
         ("pipeline_window_rows", "Rows in the window table", float(facts.window_rows)),

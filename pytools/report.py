@@ -50,6 +50,21 @@ def _csv_line(values: Sequence[Any]) -> str:
     return out.getvalue()[:-2]
 
 
+def records(kinds: Sequence[tuple[str, Sequence[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Rows of several kinds as one table, for a format that holds one (CSV): a first column
+    `record` names each row's kind, and the columns are all of theirs, in order of appearance;
+    a row lacks the others (empty)."""
+    columns: dict[str, None] = {"record": None}
+    for _, rows in kinds:
+        for row in rows:
+            columns.update(dict.fromkeys(row))
+    return [
+        {column: {"record": kind, **row}.get(column) for column in columns}
+        for kind, rows in kinds
+        for row in rows
+    ]
+
+
 def render(rows: Sequence[dict[str, Any]], fmt: str, max_width: int = 80, *, terminal: bool = False) -> str:
     """`terminal`: the text goes to a terminal, so CSV too escapes control characters."""
     if fmt == "json":

@@ -14,7 +14,7 @@ from pytools.migrations import require_migrated
 RUN_COLUMNS = (
     "run_id, trigger, status, mode, started_at, finished_at, "
     "round(extract(epoch FROM finished_at - started_at)::numeric, 3) AS seconds, "
-    "rows_inserted, rows_updated, rows_held_back, failures, error_message"
+    "rows_inserted, rows_updated, rows_held_back, failures, sla_breached, error_message"
 )
 # The DETAIL of the errors the procedure raises after recording the run.
 _RUN_ID_DETAIL = re.compile(r"run_id=([0-9]+)")
@@ -27,9 +27,10 @@ FAILURE_COLUMNS = (
 class RunFailed(Exception):
     """The run itself broke; carries what is known of it."""
 
-    def __init__(self, message: str, run: dict[str, Any] | None) -> None:
+    def __init__(self, message: str, run: dict[str, Any] | None, *, failures_readable: bool = True) -> None:
         super().__init__(message)
         self.run = run
+        self.failures_readable = failures_readable  # may the role that ran it read pipeline_failures?
 
 
 def _run_id_of(error: psycopg.Error) -> int | None:
@@ -68,8 +69,13 @@ def run_now(target: Target, trigger: str = "manual", *, full: bool = False) -> d
             run = conn.execute(
                 f"SELECT {RUN_COLUMNS} FROM pipeline.pipeline_runs WHERE run_id = %s", (run_id,)
             ).fetchone()
+        readable = None
+        if error is not None:
+            readable = conn.execute(
+                "SELECT has_table_privilege('pipeline.pipeline_failures', 'SELECT') AS readable"
+            ).fetchone()
     if error is not None:
-        raise RunFailed(error, run)
+        raise RunFailed(error, run, failures_readable=bool(readable and readable["readable"]))
     if run is None:
         raise RunFailed("the run left no record in pipeline.pipeline_runs", None)
     return run

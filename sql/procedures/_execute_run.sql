@@ -46,6 +46,7 @@ DECLARE
     ex_log_message text;
     v_logged integer := 0;
     v_execution record;
+    v_finished timestamptz;
     v_table regclass;
 BEGIN
     IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN
@@ -105,10 +106,12 @@ BEGIN
         -- catches it, rather than at the caller's COMMIT.
         SET CONSTRAINTS ALL IMMEDIATE;
 
+        v_finished := clock_timestamp();
         UPDATE pipeline.pipeline_runs AS r
         SET status = 'succeeded',
             mode = v_mode,
-            finished_at = clock_timestamp(),
+            finished_at = v_finished,
+            sla_breached = pipeline._sla_breached(r.started_at, v_finished),
             rows_inserted = v_written.rows_inserted,
             rows_updated = v_written.rows_updated,
             rows_held_back = v_held_back + v_written.rows_failed,
@@ -132,10 +135,12 @@ BEGIN
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         GET STACKED DIAGNOSTICS ex_log_sqlstate = RETURNED_SQLSTATE, ex_log_message = MESSAGE_TEXT;
     END;
+    v_finished := clock_timestamp();
     UPDATE pipeline.pipeline_runs AS r
     SET status = 'failed',
         mode = v_mode,
-        finished_at = clock_timestamp(),
+        finished_at = v_finished,
+        sla_breached = pipeline._sla_breached(r.started_at, v_finished),
         failures = v_logged,
         error_message = format('%s (SQLSTATE %s)', ex_message, ex_sqlstate)
                         || CASE WHEN v_logged = 0

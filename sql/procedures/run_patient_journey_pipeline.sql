@@ -71,6 +71,13 @@ BEGIN
                   HINT = 'Check that pipeline.pipeline_runs and pipeline.pipeline_failures can be written.';
     END IF;
     SELECT * INTO v_run FROM pipeline.pipeline_runs AS r WHERE r.run_id OPERATOR(pg_catalog.=) v_run_id;
+    -- A warning, not an error: pg_cron's status stays what the run was; check and metrics flag it.
+    IF v_run.sla_breached THEN
+        RAISE WARNING 'pipeline run % took %, longer than its SLA of %', v_run_id,
+            v_run.finished_at OPERATOR(pg_catalog.-) v_run.started_at,
+            (SELECT s.sla FROM pipeline.settings AS s)
+            USING HINT = 'See pipeline.pipeline_runs (sla_breached); the SLA is pipeline.settings.sla.';
+    END IF;
     IF v_status OPERATOR(pg_catalog.=) 'failed' THEN
         -- Raised after the COMMIT, so the failed run stays recorded while pg_cron and the CLI see an error.
         RAISE EXCEPTION 'pipeline run % failed: %', v_run_id, v_run.error_message

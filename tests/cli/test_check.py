@@ -16,7 +16,14 @@ import pytest
 
 from tests.helpers.cli import assert_ok, clean_env, cli, closed_port_url
 from tests.helpers.databases import connect, with_params
-from tests.helpers.pipeline import DISK_FULL, one_journey, run, two_activity_journeys, wait_until_blocked
+from tests.helpers.pipeline import (
+    DISK_FULL,
+    one_journey,
+    run,
+    slow_run,
+    two_activity_journeys,
+    wait_until_blocked,
+)
 
 Conn = psycopg.Connection[Any]
 LINE = re.compile(r"PIPELINE (OK|WARNING|CRITICAL|UNKNOWN) - ([^|\n]+?)(?: \| (.*))?")
@@ -71,6 +78,19 @@ def test_a_healthy_pipeline_is_ok_for_a_reader_who_is_told_the_job_is_hidden_fro
 def test_a_healthy_pipeline_with_its_active_job_is_ok(healthy: Conn, db_url: str, tmp_path: Path) -> None:
     code, _, line = check(db_url, cwd=tmp_path)
     assert code == 0 and "active" in line, line
+
+
+def test_a_run_slower_than_the_sla_is_a_warning_in_check_and_a_metric(
+    db: Conn, db_url: str, tmp_path: Path
+) -> None:
+    one_journey(db)
+    db.execute("UPDATE pipeline.settings SET sla = interval '1 second'")
+    row, _ = slow_run(db, db_url, 1.5)
+    code, state, line = check(as_reader(db_url), "--no-job", cwd=tmp_path)
+    assert (code, state) == (1, "WARNING"), line
+    assert f"run {row['run_id']} took" in line and "longer than its SLA (settings.sla)" in line
+    metrics = assert_ok(cli("metrics", "--no-job", env=clean_env(as_reader(db_url)), cwd=tmp_path))
+    assert "pipeline_last_run_sla_breached 1.0" in metrics.splitlines()
 
 
 def test_a_missing_job_is_critical_unless_no_job_is_expected(db: Conn, db_url: str, tmp_path: Path) -> None:

@@ -208,6 +208,28 @@ def test_failed_run_exits_1_with_one_error_line(
     assert run["status"] == "failed"
 
 
+def test_a_runner_whose_run_failed_is_pointed_at_what_it_may_read(
+    db: psycopg.Connection[Any], db_url: str, tmp_path: Path
+) -> None:
+    """Actor: pipeline_runner (pg_cron's role, or a service account): it may not read
+    pipeline_failures, so a failed run-now does not send it to `failures`; it names the run's
+    error_message, printed above, and the command a pipeline_reader member can run."""
+    one_journey(db)
+    db.execute("ALTER TABLE public.activity RENAME TO activity_gone")
+    runner_env = clean_env(with_params(db_url, user="pipeline_runner"))
+    result = cli("run-now", "--format", "json", env=runner_env, cwd=tmp_path)
+    line = assert_one_error_line(result, 1)
+    [run] = json.loads(result.stdout)
+    assert run["status"] == "failed" and "activity" in run["error_message"]
+    assert f"`python -m pytools failures --run-id {run['run_id']}` as a member of pipeline_reader" in line
+    assert "error_message" in line
+    # what it is pointed at works for a reader
+    reader_env = clean_env(with_params(db_url, user="pipeline_reader"))
+    failures = json.loads(assert_ok(cli("failures", "--run-id", str(run["run_id"]), "--format", "json",
+                                        env=reader_env, cwd=tmp_path)))  # fmt: skip
+    assert [f["stage"] for f in failures] == ["run"]
+
+
 # --- where the database URL comes from -----------------------------------------------------
 
 
@@ -310,11 +332,26 @@ def test_status_as_json(
     assert status["runs"][0]["status"] == "succeeded"
 
 
-def test_status_as_csv_lists_the_runs(env: dict[str, str], job_name: str, tmp_path: Path) -> None:
+def test_status_as_csv_carries_the_job_its_executions_and_the_runs_as_json_does(
+    db: psycopg.Connection[Any], db_url: str, env: dict[str, str], job_name: str, tmp_path: Path
+) -> None:
+    """One table, a `record` column saying which each row is: nothing that the table or JSON
+    shows is dropped; a role that may not see the job gets a job_not_shown row saying why."""
+    one_journey(db)
     assert_ok(cli("run-now", env=env, cwd=tmp_path))
-    out = assert_ok(cli("status", "--job-name", job_name, "--format", "csv", env=env, cwd=tmp_path))
-    [run] = list(csv.DictReader(io.StringIO(out)))
-    assert run["status"] == "succeeded"
+    assert_ok(cli("schedule", "--job-name", job_name, env=env, cwd=tmp_path))
+    args = ("status", "--job-name", job_name)
+    rows = list(csv.DictReader(io.StringIO(assert_ok(cli(*args, "--format", "csv", env=env, cwd=tmp_path)))))
+    data = json.loads(assert_ok(cli(*args, "--format", "json", env=env, cwd=tmp_path)))
+    assert [r["record"] for r in rows] == ["job"] + ["execution"] * len(data["executions"]) + ["run"]
+    assert (rows[0]["jobname"], rows[0]["schedule"]) == (job_name, data["job"]["schedule"])
+    assert (rows[-1]["run_id"], rows[-1]["status"]) == (str(data["runs"][0]["run_id"]), "succeeded")
+    reader_env = clean_env(with_params(db_url, user="pipeline_reader"))
+    hidden = list(
+        csv.DictReader(io.StringIO(assert_ok(cli(*args, "--format", "csv", env=reader_env, cwd=tmp_path))))
+    )
+    assert [r["record"] for r in hidden] == ["run", "job_not_shown"]
+    assert "pipeline_reader" in hidden[-1]["reason"]
 
 
 def test_status_without_a_job(env: dict[str, str], job_name: str, tmp_path: Path) -> None:

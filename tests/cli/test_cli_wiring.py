@@ -5,6 +5,7 @@ connections per command than the databases it needs."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools import cron
+from pytools.cli import ABOUT, build_parser
 from tests.helpers.cli import USAGE, assert_ok, clean_env, cli, closed_port_url
 from tests.helpers.databases import dbname, with_params
 from tests.helpers.pipeline import one_journey
@@ -63,6 +65,28 @@ def test_each_option_help_names_its_variable_and_default(command: str, tmp_path:
     out = " ".join(assert_ok(cli(command, "--help", cwd=tmp_path)).split())
     assert "(env PIPELINE_FORMAT; default table)" in out
     assert "(env DATABASE_URL; default DATABASE_URL in ./.env)" in out
+
+
+COMMANDS = sorted(build_parser().commands)
+
+
+def test_every_command_is_described_for_its_help() -> None:
+    assert sorted(ABOUT) == COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_commands_help_says_what_it_does_as_which_role_with_an_example(
+    command: str, tmp_path: Path
+) -> None:
+    """What a new user reads first: one paragraph on what the command does, the role README
+    "Roles" meant it for, and a line to copy."""
+    out = assert_ok(cli(command, "--help", cwd=tmp_path))
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 8, out
+    [role] = [line for line in out.splitlines() if line.startswith("Run as: ")]
+    assert re.search(r"pipeline_(owner|runner|reader)|superuser|owner of|local account", role), role
+    [example] = [line for line in out.splitlines() if line.startswith("Example: ")]
+    assert f"pytools {command}" in example or example == "Example: make demo", example
 
 
 # --- the run the procedure hands back --------------------------------------------------------

@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from pytools.config import build_url, parse_url, with_database
+from pytools.migrations import migrate
+from pytools.sql_files import sample_file
+from tests.helpers.pipeline import one_journey
 
 TEMPLATE = "pjp_template"  # the migrated schema, built once a session (conftest.template_url)
 SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
@@ -50,3 +57,41 @@ def grant_owner(
     if rights:
         tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
         conn.execute(f"GRANT {rights} ON {tables} TO pipeline_owner")
+
+
+@dataclass
+class Install:
+    """A database installed as README "Roles" says, with the source tables owned by a role of
+    their own (not pipeline_owner), which may run code of its choosing on them."""
+
+    url: str  # a superuser's
+    owner: str  # the source tables' owner
+
+    def as_role(self, role: str) -> str:
+        return with_params(self.url, user=role)
+
+
+@contextmanager
+def installed_with_a_tables_owner(empty_db_url: str, owner_code: str) -> Iterator[Install]:
+    """The sample source tables created by a new role, which then runs `owner_code` (its own
+    functions, say) and loads one journey; pipeline_owner granted what README "Roles" says and
+    `migrate` run as it. The role and everything it owns are dropped afterwards."""
+    owner = f"pjp_tables_owner_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {owner} LOGIN")
+        conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+        conn.execute(f'GRANT CREATE ON DATABASE "{dbname(empty_db_url)}" TO pipeline_owner')
+    try:
+        with psycopg.connect(with_params(empty_db_url, user=owner), autocommit=True) as conn:
+            conn.execute(sample_file("source_tables.sql").read_text(encoding="utf-8").encode())
+            tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
+            conn.execute(f"GRANT SELECT, TRIGGER ON {tables} TO pipeline_owner")
+            conn.execute(owner_code.encode())
+            one_journey(conn)
+        migrate(with_params(empty_db_url, user="pipeline_owner"))
+        yield Install(empty_db_url, owner)
+    finally:
+        with psycopg.connect(empty_db_url, autocommit=True) as conn:
+            conn.execute("ALTER ROLE pipeline_owner NOBYPASSRLS")
+            conn.execute(f"DROP OWNED BY {owner} CASCADE")
+            conn.execute(f"DROP ROLE {owner}")

@@ -73,6 +73,22 @@ def run_in_thread(url: str, application_name: str, outcome: dict[str, Any]) -> t
     return thread
 
 
+def slow_run(conn: psycopg.Connection[Any], url: str, seconds: float) -> tuple[dict[str, Any], list[str]]:
+    """A real run kept waiting `seconds` by another session's lock on public.schedule; returns
+    its run row and the messages (notices, warnings) it raised."""
+    messages: list[str] = []
+    conn.add_notice_handler(lambda diag: messages.append(f"{diag.severity}: {diag.message_primary}"))
+    with psycopg.connect(url) as blocker:
+        blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
+        release = threading.Timer(seconds, blocker.rollback)
+        release.start()
+        try:
+            row = run(conn)
+        finally:
+            release.join()
+    return row, messages
+
+
 def latest_run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     row = conn.execute(
         "SELECT * FROM pipeline.pipeline_runs WHERE backend_pid = pg_backend_pid() "

@@ -10,20 +10,14 @@ application's), pipeline_owner holds SELECT and TRIGGER on them and runs `migrat
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from pytools.config import parse_url
-from pytools.migrations import migrate
-from pytools.sql_files import sample_file
-from tests.helpers.databases import with_params
-from tests.helpers.pipeline import one_journey
+from tests.helpers.databases import Install, installed_with_a_tables_owner
 
 Conn = psycopg.Connection[dict[str, Any]]
 SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
@@ -46,39 +40,10 @@ $$;
 """
 
 
-@dataclass
-class Install:
-    url: str  # a superuser's
-    owner: str  # the source tables' owner, not pipeline_owner
-
-    def as_role(self, role: str) -> str:
-        return with_params(self.url, user=role)
-
-
 @pytest.fixture
 def install(empty_db_url: str) -> Iterator[Install]:
-    dbname = parse_url(empty_db_url)["dbname"]
-    owner = f"pjp_tables_owner_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN")
-        conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
-        conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO pipeline_owner')
-    try:
-        with psycopg.connect(with_params(empty_db_url, user=owner), autocommit=True) as conn:
-            conn.execute(sample_file("source_tables.sql").read_text().encode())
-            conn.execute(
-                f"GRANT SELECT, TRIGGER ON {', '.join(f'public.{t}' for t in SOURCE_TABLES)} "
-                "TO pipeline_owner"
-            )
-            conn.execute(OWNER_CODE)
-            one_journey(conn)
-        migrate(with_params(empty_db_url, user="pipeline_owner"))
-        yield Install(empty_db_url, owner)
-    finally:
-        with psycopg.connect(empty_db_url, autocommit=True) as conn:
-            conn.execute("ALTER ROLE pipeline_owner NOBYPASSRLS")
-            conn.execute(f"DROP OWNED BY {owner} CASCADE")
-            conn.execute(f"DROP ROLE {owner}")
+    with installed_with_a_tables_owner(empty_db_url, OWNER_CODE) as installed:
+        yield installed
 
 
 def connect(url: str) -> Conn:

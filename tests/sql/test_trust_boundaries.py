@@ -8,17 +8,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from pytools.config import parse_url
-from pytools.migrations import migrate
-from pytools.sql_files import sample_file
-from tests.helpers.databases import SOURCE_TABLES, with_params
+from tests.helpers.databases import Install, installed_with_a_tables_owner, with_params
 from tests.helpers.pipeline import one_journey, run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -61,36 +57,10 @@ CREATE CONSTRAINT TRIGGER pjp_steal AFTER INSERT ON pg_temp.pjp_bait
 """
 
 
-@dataclass
-class Install:
-    url: str  # a superuser's
-    owner: str  # the source tables' owner, not pipeline_owner
-
-    def as_role(self, role: str) -> str:
-        return with_params(self.url, user=role)
-
-
 @pytest.fixture
 def install(empty_db_url: str) -> Iterator[Install]:
-    dbname = parse_url(empty_db_url)["dbname"]
-    owner = f"pjp_tables_owner_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {owner} LOGIN")
-        conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
-        conn.execute(f'GRANT CREATE ON DATABASE "{dbname}" TO pipeline_owner')
-    try:
-        with psycopg.connect(with_params(empty_db_url, user=owner), autocommit=True) as conn:
-            conn.execute(sample_file("source_tables.sql").read_text().encode())
-            tables = ", ".join(f"public.{t}" for t in SOURCE_TABLES)
-            conn.execute(f"GRANT SELECT, TRIGGER ON {tables} TO pipeline_owner")
-            conn.execute(OWNER_CODE)
-            one_journey(conn)
-        migrate(with_params(empty_db_url, user="pipeline_owner"))
-        yield Install(empty_db_url, owner)
-    finally:
-        with psycopg.connect(empty_db_url, autocommit=True) as conn:
-            conn.execute(f"DROP OWNED BY {owner} CASCADE")
-            conn.execute(f"DROP ROLE {owner}")
+    with installed_with_a_tables_owner(empty_db_url, OWNER_CODE) as installed:
+        yield installed
 
 
 def connect(url: str) -> Conn:
