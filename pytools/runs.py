@@ -90,14 +90,18 @@ def recent_runs(target: Target, limit: int) -> list[dict[str, Any]]:
         ).fetchall()
 
 
+def _failures_of(run_id: int | None, all_runs: bool) -> tuple[str, str, list[Any]]:
+    """Where `failures` reads: one run's, every retained run's, or the latest run's."""
+    if run_id is not None:
+        return "pipeline.pipeline_failures", "WHERE run_id = %s", [run_id]
+    if all_runs:
+        return "pipeline.pipeline_failures", "", []
+    return "pipeline.current_failures", "", []
+
+
 def failures(target: Target, *, run_id: int | None, all_runs: bool, limit: int) -> list[dict[str, Any]]:
     """The latest run's failures (pipeline.current_failures), one run's, or all retained ones."""
-    if run_id is not None:
-        source, where, params = "pipeline.pipeline_failures", "WHERE run_id = %s", [run_id]
-    elif all_runs:
-        source, where, params = "pipeline.pipeline_failures", "", []
-    else:
-        source, where, params = "pipeline.current_failures", "", []
+    source, where, params = _failures_of(run_id, all_runs)
     with using(target) as conn:
         require_migrated(conn)
         try:
@@ -115,12 +119,7 @@ def failures(target: Target, *, run_id: int | None, all_runs: bool, limit: int) 
 
 def failures_total(target: Target, *, run_id: int | None, all_runs: bool) -> int:
     """How many failures `failures` would list without a limit."""
-    if run_id is not None:
-        source, where, params = "pipeline.pipeline_failures", "WHERE run_id = %s", [run_id]
-    elif all_runs:
-        source, where, params = "pipeline.pipeline_failures", "", []
-    else:
-        source, where, params = "pipeline.current_failures", "", []
+    source, where, params = _failures_of(run_id, all_runs)
     with using(target) as conn:
         row = conn.execute(f"SELECT count(*) AS n FROM {source} {where}", params).fetchone()
     return int(row["n"]) if row else 0

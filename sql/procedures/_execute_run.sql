@@ -47,7 +47,6 @@ DECLARE
     v_logged integer := 0;
     v_execution record;
     v_finished timestamptz;
-    v_table regclass;
 BEGIN
     IF pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL THEN
         RAISE EXCEPTION 'a run step starts only in a transaction that has written nothing yet'
@@ -74,16 +73,7 @@ BEGIN
         IF current_setting('lock_timeout') = '0' THEN
             PERFORM set_config('lock_timeout', '1min', true);
         END IF;
-        -- Lock the source tables first, then check them: no table can be swapped (for a view, say)
-        -- between the check and the reads, which take no stronger lock than this one.
-        FOR v_table IN SELECT to_regclass(t.table_name) FROM pipeline._change_capture_tables() AS t
-                       WHERE t.table_name LIKE 'public.%' AND to_regclass(t.table_name) IS NOT NULL LOOP
-            BEGIN
-                EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', v_table);
-            EXCEPTION WHEN wrong_object_type THEN
-                NULL;  -- a materialized view: the check below refuses it by name
-            END;
-        END LOOP;
+        PERFORM pipeline._lock_source_tables();  -- first: nothing is swapped between check and reads
         PERFORM pipeline._check_source_tables();
         v_mode := pipeline._drain_changes(p_full);
         IF v_mode = 'noop' THEN

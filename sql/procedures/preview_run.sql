@@ -17,6 +17,7 @@ BEGIN
     -- as a run does: nothing of another role in schema pipeline, source tables that are plain
     -- tables whose expressions run no one's code, and no row-level security policy (the SET clause)
     PERFORM pipeline._refuse_foreign_objects();
+    PERFORM pipeline._lock_source_tables();
     PERFORM pipeline._check_source_tables();
     PERFORM pipeline._refuse_temp_objects();
     PERFORM pipeline._parse_schedules();
