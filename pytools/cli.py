@@ -192,6 +192,14 @@ ABOUT: dict[str, tuple[str, str, str]] = {
         "python -m pytools metrics > /var/lib/node_exporter/pipeline.prom.tmp && "
         "mv /var/lib/node_exporter/pipeline.prom.tmp /var/lib/node_exporter/pipeline.prom",
     ),
+    "report": (
+        'Counts and shares of each adherence status (pipeline.adherence, README "Adherence"), held-back '
+        "pairs included, per milestone, per activity, or per week from the milestone "
+        "(floor(schedule_start_offset_days / 7), no offset in its own group); --html writes a page "
+        "with charts.",
+        "a member of pipeline_reader",
+        "python -m pytools report --as-of 2026-06-01 --by week",
+    ),
     "generate": (
         "Erases every row of the app's ten source tables (public.patient, journey, schedule, activity, "
         "journey_activity, patient_journey, survey, survey_result, device, step_result), then fills them "
@@ -294,10 +302,6 @@ def build_parser() -> Parser:
         "report",
         parents=[common, output],
         help="adherence: how many pairs have each status, per milestone, activity or week",
-        description='Counts and shares of each adherence status (pipeline.adherence, README "Adherence"), '
-        "held-back pairs included, per milestone, per activity, or per week from the milestone "
-        "(floor(schedule_start_offset_days / 7), no offset in its own group). pipeline_reader may run it. "
-        "Example: python -m pytools report --as-of 2026-06-01 --by week",
     )
     add_option(
         p,

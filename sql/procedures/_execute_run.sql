@@ -37,6 +37,7 @@ DECLARE
     v_mode text;
     v_scoped boolean;
     v_held_back bigint;
+    v_retire boolean;
     v_written record;
     ex_sqlstate text;
     ex_message text;
@@ -67,6 +68,9 @@ BEGIN
         PERFORM pipeline._refuse_foreign_objects();
         PERFORM pipeline._refuse_temp_objects();
         PERFORM set_config('work_mem', s.work_mem, true) FROM pipeline.settings AS s;
+        -- Compiling the run's few large statements costs more than it saves (over a second at
+        -- millions of pairs), and their row estimates, which decide whether to compile, are rough.
+        PERFORM set_config('jit', 'off', true);
         -- A source table someone holds locked (an application's ALTER TABLE or LOCK TABLE) must
         -- not keep the run waiting for ever, and every later run skipped behind it: wait at most
         -- a minute, then fail, saying so. A lock_timeout the session sets (1 s or more) stands.
@@ -88,8 +92,12 @@ BEGIN
             END IF;
             PERFORM pipeline._prepare_candidates(v_scoped);
             v_held_back := pipeline._record_held_back(p_run_id, v_scoped);
+            -- rows written by this run are the source's: an empty table has none to retire
+            v_retire := EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
             SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_scoped);
-            PERFORM pipeline._retire_windows(v_scoped);
+            IF v_retire THEN
+                PERFORM pipeline._retire_windows(v_scoped);
+            END IF;
         END IF;
         PERFORM pipeline._purge_history(p_run_id);
         -- A deferred constraint trigger (on pipeline_failures, say) fails here, where this block

@@ -41,7 +41,7 @@ DECLARE
     v_in_activities constant text := 'IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)';
     -- the prescribed pair j has an activity that exists and is not held back
     v_usable_activity constant text :=
-        'EXISTS (SELECT FROM activity_info AS u WHERE u.activity_id = j.activity_id AND u.activity_held_back IS NULL)';
+        'EXISTS (SELECT FROM pg_temp.run_activity AS u WHERE u.activity_id = j.activity_id AND u.activity_held_back IS NULL)';
     v_date_cases text;
     v_unusable text[];
     v_date_at_risk text;
@@ -105,6 +105,14 @@ BEGIN
         INTO v_patient_journeys
         FROM (SELECT DISTINCT c.date_column FROM pipeline._milestone_date_columns() AS c
               WHERE c.usable AND c.date_column IS NOT NULL) AS d;
+        -- A full run reads every patient journey: de-duplicate them once, into a table whose
+        -- statistics tell the planner how many pairs each journey has (through the subquery it
+        -- saw one pair per patient journey, and looked millions of rows up one by one).
+        IF NOT p_scoped THEN
+            EXECUTE 'CREATE TEMP TABLE run_patient_journey ON COMMIT DROP AS ' || v_patient_journeys;
+            ANALYZE pg_temp.run_patient_journey;
+            v_patient_journeys := 'pg_temp.run_patient_journey';
+        END IF;
     END IF;
 
     SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
@@ -117,6 +125,31 @@ BEGIN
                FILTER (WHERE c.usable AND c.date_column IS NOT NULL)
     INTO v_date_cases, v_unusable, v_date_at_risk
     FROM pipeline._milestone_date_columns() AS c;
+
+    -- What depends only on the activity, once per activity: its schedule, parsed, and why its
+    -- pairs are held back, if they are. A table with statistics, not a CTE: the planner cannot
+    -- estimate a CTE's filter on activity_held_back, took the usable activities for one, and
+    -- rescanned the patient journeys once per activity.
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_schedule (schedule_id bigint, schedule_slug text, start_offset_days integer, '
+            'end_offset_days integer, milestone_slug text, sqlstate text, error_message text, error_detail text)';
+    CREATE TEMP TABLE run_activity ON COMMIT DROP AS
+    SELECT a.id AS activity_id, a.content_slug, a.schedule_id, s.schedule_slug,
+           s.start_offset_days, s.end_offset_days, s.milestone_slug,
+           CASE
+               WHEN a.schedule_id IS NOT NULL AND s.schedule_id IS NULL
+                   THEN 'missing schedule'::pipeline.held_back_reason
+               WHEN s.error_message IS NOT NULL THEN 'slug does not parse'::pipeline.held_back_reason
+               WHEN s.milestone_slug = ANY (v_unusable) THEN 'milestone date column unusable'::pipeline.held_back_reason
+           END AS activity_held_back
+    -- DISTINCT ON: a duplicated activity id must not duplicate its pairs; the copy kept is the
+    -- first by the values a run reads, which no session setting reorders
+    FROM (SELECT DISTINCT ON (x.id) x.* FROM public.activity AS x
+          WHERE x.id IS NOT NULL ORDER BY x.id, x.content_slug COLLATE "C", x.schedule_id) AS a
+    LEFT JOIN pg_temp.run_schedule AS s ON s.schedule_id = a.schedule_id;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_activity (activity_id bigint, content_slug text, schedule_id bigint, '
+            'schedule_slug text, start_offset_days integer, end_offset_days integer, milestone_slug text, '
+            'activity_held_back pipeline.held_back_reason)';
+    ANALYZE pg_temp.run_activity;
 
     IF p_scoped THEN
         -- a journey's pairs reached through either kind of scope, each branch on its own index
@@ -218,22 +251,6 @@ BEGIN
         coalesce(replace(v_date_cases, '%', '%%'), 'WHEN NULL THEN NULL::date'));
 
     v_query := format($sql$
-        WITH activity_info AS (
-            SELECT a.id AS activity_id, a.content_slug, a.schedule_id, s.schedule_slug,
-                   s.start_offset_days, s.end_offset_days, s.milestone_slug,
-                   CASE
-                       WHEN a.schedule_id IS NOT NULL AND s.schedule_id IS NULL
-                           THEN 'missing schedule'::pipeline.held_back_reason
-                       WHEN s.error_message IS NOT NULL THEN 'slug does not parse'::pipeline.held_back_reason
-                       WHEN s.milestone_slug = ANY (%1$L::text[])
-                           THEN 'milestone date column unusable'::pipeline.held_back_reason
-                   END AS activity_held_back
-            -- DISTINCT ON: a duplicated activity id must not duplicate its pairs; the copy kept
-            -- is the first by the values a run reads, which no session setting reorders
-            FROM (SELECT DISTINCT ON (x.id) x.* FROM public.activity AS x
-                  WHERE x.id IS NOT NULL ORDER BY x.id, x.content_slug COLLATE "C", x.schedule_id) AS a
-            LEFT JOIN pg_temp.run_schedule AS s ON s.schedule_id = a.schedule_id
-        )
         SELECT w.*,
                -- the date that decides a done_* status: the first result in the window, else
                -- the first after it, else the last before it; none without a window (no
@@ -272,25 +289,25 @@ BEGIN
                        WHEN r.found_activity_id IS NULL THEN 'missing activity'::pipeline.held_back_reason
                        WHEN r.activity_held_back IS NOT NULL THEN r.activity_held_back
                        -- the common case first: a date no offset can take out of the range
-                       WHEN r.milestone_date BETWEEN DATE '2000-01-01' + %8$s AND DATE '2000-01-01' + %9$s THEN NULL
+                       WHEN r.milestone_date BETWEEN DATE '2000-01-01' + %7$s AND DATE '2000-01-01' + %8$s THEN NULL
                        WHEN NOT isfinite(r.milestone_date) THEN 'milestone date is infinite'::pipeline.held_back_reason
                        WHEN (r.milestone_date - DATE '2000-01-01')::bigint + r.start_offset_days
-                                NOT BETWEEN %2$s AND %3$s
+                                NOT BETWEEN %1$s AND %2$s
                          OR (r.milestone_date - DATE '2000-01-01')::bigint + r.end_offset_days
-                                NOT BETWEEN %2$s AND %3$s
+                                NOT BETWEEN %1$s AND %2$s
                            THEN 'window date out of range'::pipeline.held_back_reason
                    END AS held_back
             FROM (
-                SELECT %4$s
-                FROM %5$s AS pj
-                LEFT JOIN activity_info AS a ON a.activity_id = pj.pair_activity_id
+                SELECT %3$s
+                FROM %4$s AS pj
+                LEFT JOIN pg_temp.run_activity AS a ON a.activity_id = pj.pair_activity_id
                 LEFT JOIN pg_temp.run_pair_result AS res
                     ON res.patient_journey_id = pj.id AND res.activity_id = pj.pair_activity_id
                 UNION ALL
-                SELECT %6$s
+                SELECT %5$s
                 FROM pg_temp.run_pair_result AS p
-                LEFT JOIN %7$s AS pj ON pj.id = p.patient_journey_id
-                LEFT JOIN activity_info AS a ON a.activity_id = p.activity_id
+                LEFT JOIN %6$s AS pj ON pj.id = p.patient_journey_id
+                LEFT JOIN pg_temp.run_activity AS a ON a.activity_id = p.activity_id
                 -- the journey pairs' own check, against the same copy of the journeys' activities
                 WHERE NOT p.prescribed
                   AND NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja
@@ -305,7 +322,7 @@ BEGIN
         OFFSET 0
         ) AS w
     $sql$,
-        v_unusable, v_first_day, v_last_day,
+        v_first_day, v_last_day,
         format(v_row, 'pj.id', 'pj.pair_activity_id', 'res'), v_pairs_marker,
         format(v_row, 'p.patient_journey_id', 'p.activity_id', 'p'), v_patient_journeys,
         v_first_day + v_max_offset, v_last_day - v_max_offset);
