@@ -15,12 +15,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import psycopg
 from common import HERE, WINDOW, bench_server, fresh_database, log, machine
 
-from pytools.adherence import STATUSES, report_query
+from pytools.adherence import adherence_report
+from pytools.db import connect_dicts
 
 JOURNEYS = int(os.environ.get("BENCH_JOURNEYS", "100000"))
 OLD_JOURNEYS = int(os.environ.get("BENCH_OLD_JOURNEYS", "10000"))
@@ -113,19 +115,18 @@ def measure_ours(url: str) -> dict[str, float]:
         # The same without the slug edit, which alone rewrites every pair of one activity.
         results["small_change_no_slug_s"] = median_of(lambda: small_change(False), lambda: call_run(conn))
         log(f"  small change without the slug edit: {results['small_change_no_slug_s'] * 1000:.0f} ms")
-        results.update(measure_adherence(conn))
+        results.update(measure_adherence(conn, url))
         results.update(measure_trigger_cost(conn))
     return results
 
 
-def measure_adherence(conn: psycopg.Connection[Any]) -> dict[str, float]:
+def measure_adherence(conn: psycopg.Connection[Any], url: str) -> dict[str, float]:
     """The report by milestone beside a plain count(*) of the window table, and one patient
     journey's adherence (which must reach the indexes), both on a loaded table."""
     conn.execute("VACUUM ANALYZE")
-    report = report_query("milestone")
-    as_of = ("2026-06-01", list(STATUSES))
     count_s = median_of(lambda: None, lambda: conn.execute(f"SELECT count(*) FROM {WINDOW}").fetchall())
-    report_s = median_of(lambda: None, lambda: conn.execute(report, as_of).fetchall())
+    with connect_dicts(url) as reader:  # the report as the CLI reads it
+        report_s = median_of(lambda: None, lambda: adherence_report(reader, date(2026, 6, 1), "milestone"))
     one = "SELECT * FROM pipeline.adherence('2026-06-01') WHERE patient_journey_id = %s"
     journeys = iter(range(4242, 4242 + 50 * 7, 7))
     one_s = statistics.median(
