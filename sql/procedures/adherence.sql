@@ -14,7 +14,8 @@
 -- routine: the standard body (BEGIN ATOMIC) binds every name when the function is created, so
 -- the caller's search_path cannot change what it means, and "today" comes from
 -- settings.report_time_zone, not from the session's TimeZone.
--- p_as_of NULL (the default) = today in settings.report_time_zone.
+-- p_as_of NULL (the default) = today in settings.report_time_zone, read by a scalar subquery:
+-- computed once, and (unlike a join with settings) it leaves the scan free to run in parallel.
 CREATE OR REPLACE FUNCTION pipeline.adherence(p_as_of date DEFAULT NULL)
 RETURNS TABLE (
     patient_id bigint,
@@ -43,9 +44,11 @@ BEGIN ATOMIC
                 WHEN p.completed_on IS NOT NULL THEN 'done_in_window'
                 WHEN p.result_count OPERATOR(pg_catalog.>) 0 THEN 'done_undated'
                 WHEN p.window_end_date OPERATOR(pg_catalog.<)
-                     coalesce(p_as_of, (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date) THEN 'overdue'
+                     coalesce(p_as_of, (SELECT (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date
+                                   FROM pipeline.settings AS s)) THEN 'overdue'
                 WHEN p.window_start_date OPERATOR(pg_catalog.>)
-                     coalesce(p_as_of, (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date) THEN 'not_yet_open'
+                     coalesce(p_as_of, (SELECT (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date
+                                   FROM pipeline.settings AS s)) THEN 'not_yet_open'
                 ELSE 'open'
            END,
            p.held_back_reason
@@ -67,8 +70,7 @@ BEGIN ATOMIC
         FROM pipeline.held_back_pair AS h
     ) AS p (patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_slug,
             schedule_milestone_slug, window_start_date, window_end_date, completed_on, result_count,
-            held_back_reason, no_window)
-    CROSS JOIN pipeline.settings AS s;
+            held_back_reason, no_window);
 END;
 
 COMMENT ON FUNCTION pipeline.adherence(date) IS
