@@ -12,7 +12,8 @@ ALTER TABLE pipeline.held_back_pair
 ALTER TABLE pipeline.patient_journey_schedule_window
     DROP COLUMN IF EXISTS retired_at,
     DROP COLUMN IF EXISTS result_count,
-    DROP COLUMN IF EXISTS completed_on;
+    DROP COLUMN IF EXISTS completed_on,
+    DROP COLUMN IF EXISTS held_back;
 ALTER TABLE pipeline.settings DROP COLUMN IF EXISTS report_time_zone;
 DROP FUNCTION IF EXISTS pipeline._is_time_zone_name(text);
 INSERT INTO pipeline.change_queue (kind) VALUES ('full');

@@ -41,7 +41,8 @@ COMMENT ON COLUMN pipeline.settings.report_time_zone IS
 ALTER TABLE pipeline.patient_journey_schedule_window
     ADD COLUMN retired_at timestamptz,
     ADD COLUMN result_count integer NOT NULL DEFAULT 0,
-    ADD COLUMN completed_on date;
+    ADD COLUMN completed_on date,
+    ADD COLUMN held_back boolean NOT NULL DEFAULT false;
 
 COMMENT ON COLUMN pipeline.patient_journey_schedule_window.retired_at IS
     'When a run found the pair gone from the source (the row stays); NULL while the source has it.';
@@ -50,6 +51,9 @@ COMMENT ON COLUMN pipeline.patient_journey_schedule_window.result_count IS
 COMMENT ON COLUMN pipeline.patient_journey_schedule_window.completed_on IS
     'Date (in settings.report_time_zone) of the result that decides a done_* status: the first in the window, '
     'else the first after it, else the last before it; NULL with no dated result or no window.';
+COMMENT ON COLUMN pipeline.patient_journey_schedule_window.held_back IS
+    'True while the pipeline holds the pair back (it is in held_back_pair, which adherence reports instead of '
+    'this older row); false once a run loads the pair again.';
 
 ALTER TABLE pipeline.held_back_pair
     ADD COLUMN patient_id bigint,

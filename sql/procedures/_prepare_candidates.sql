@@ -18,14 +18,14 @@
 --                                   but inserted_at and updated_at), in its order, declared here once.
 -- Views, not tables: recomputing the join twice is cheaper than writing millions of rows. The
 -- SQL must be built because the milestones' date columns and the scope are known only now; it is
--- logged at DEBUG. The views read pg_temp.run_pair_result, made here, and pg_temp.run_schedule,
--- both ON COMMIT DROP, so they go with them when the transaction ends.
+-- logged at DEBUG. The views read the temporary tables made here and pg_temp.run_schedule, all
+-- ON COMMIT DROP, so they go with them when the transaction ends.
 --
 -- Shape, for speed at millions of pairs: what depends only on the activity (its schedule, the
 -- parse result, a missing schedule or unusable milestone) is worked out once per activity; the
 -- journeys' pairs are unique by construction and carry their patient journey's columns; the
--- survey results are read once, one row per pair that has any, into pg_temp.run_pair_result,
--- which also yields the few survey pairs that no journey prescribes.
+-- few survey pairs that no journey prescribes are found once, into pg_temp.run_survey_pair; the
+-- survey results are summed up once, one row per pair that has any, into pg_temp.run_pair_result.
 CREATE OR REPLACE FUNCTION pipeline._prepare_candidates(p_scoped boolean)
 RETURNS void
 LANGUAGE plpgsql
@@ -62,6 +62,7 @@ DECLARE
     v_held_back_query text;
     v_has_duplicates boolean;
     v_time_zone text;
+    v_hashagg text;
 BEGIN
     -- plpgsql_check cannot know the temp tables _build_scope made: the pragmas tell it (no-ops when run)
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope (patient_journey_id bigint)';
@@ -195,42 +196,50 @@ BEGIN
                       '');
     END LOOP;
 
-    -- The survey results, read once for both views: per pair that has any, how many, how many
-    -- are dated (coalesce(end_time, start_time), as a date in report_time_zone), the first and
-    -- the last date, and whether its journey prescribes it (if not, it is a survey pair). The
-    -- first and last date decide a done_* status for a pair with up to two dated results, most
-    -- of them; only the few with more get the array of their dates, afterwards (an array per
-    -- pair, in one aggregate over millions of pairs, costs several times the rest). With a
-    -- scope, each result's patient journey is looked up by its id (OFFSET 0 keeps the lookup
-    -- per row), rather than hashing every patient journey: the cost follows the scope.
-    SELECT s.report_time_zone INTO v_time_zone FROM pipeline.settings AS s;
-    CREATE TEMP TABLE run_pair_result (
-        patient_journey_id bigint, activity_id bigint, result_count integer, dated_count integer,
-        first_date date, last_date date, result_dates date[], prescribed boolean
-    ) ON COMMIT DROP;
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
-            'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[], '
-            'prescribed boolean)';
+    -- The survey pairs that no journey prescribes: few, found with an anti-join as the results
+    -- are read. With a scope, each result's patient journey is looked up by its id (OFFSET 0
+    -- keeps the lookup per row), rather than hashing every patient journey: the cost follows the scope.
+    CREATE TEMP TABLE run_survey_pair (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_survey_pair (patient_journey_id bigint, activity_id bigint)';
     EXECUTE format(
-        'INSERT INTO pg_temp.run_pair_result '
-        'SELECT g.patient_journey_id, g.activity_id, g.result_count, g.dated_count, g.first_date, g.last_date, '
-        '       NULL, '
-        '       EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja '
-        '               WHERE ja.journey_id = pj.journey_id AND ja.activity_id = g.activity_id) '
-        'FROM (SELECT sr.patient_journey_id, sr.activity_id, count(*)::integer AS result_count, '
-        '             count(sr.result_date)::integer AS dated_count, min(sr.result_date) AS first_date, '
-        '             max(sr.result_date) AS last_date '
-        '      FROM (SELECT r.patient_journey_id, r.activity_id, '
-        '                   (coalesce(r.end_time, r.start_time) AT TIME ZONE $1)::date AS result_date '
-        '            FROM %s AS r) AS sr '
-        '      WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
-        '      GROUP BY sr.patient_journey_id, sr.activity_id) AS g '
+        'INSERT INTO pg_temp.run_survey_pair '
+        'SELECT DISTINCT sr.patient_journey_id, sr.activity_id '
+        'FROM %s AS sr '
         || CASE WHEN p_scoped
                THEN 'LEFT JOIN LATERAL (SELECT x.journey_id FROM %s AS x '
-                    '                   WHERE x.id = g.patient_journey_id OFFSET 0) AS pj ON true '
-               ELSE 'LEFT JOIN %s AS pj ON pj.id = g.patient_journey_id ' END,
-        v_survey_results, v_patient_journeys)
-    USING v_time_zone;
+                    '                   WHERE x.id = sr.patient_journey_id OFFSET 0) AS pj ON true '
+               ELSE 'LEFT JOIN %s AS pj ON pj.id = sr.patient_journey_id ' END
+        || 'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
+        '  AND NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja '
+        '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
+        v_survey_results, v_patient_journeys);
+    ANALYZE pg_temp.run_survey_pair;
+
+    -- The survey results per pair that has any, for both views: how many, how many are dated
+    -- (coalesce(end_time, start_time), as a date in report_time_zone), the first and the last
+    -- date. These decide a done_* status for a pair with up to two dated results, most of them;
+    -- only the few with more get the array of their dates, afterwards (an array per pair, in one
+    -- aggregate over millions of pairs, costs several times the rest). CREATE TABLE AS, unlike
+    -- INSERT, may read in parallel; and sorting the results in parallel workers, then grouping
+    -- them, takes about two thirds of the time of one hash table of millions of groups, which
+    -- the planner prefers on its estimate of the groups: so no hash aggregate here.
+    SELECT s.report_time_zone INTO v_time_zone FROM pipeline.settings AS s;
+    v_hashagg := current_setting('enable_hashagg');
+    PERFORM set_config('enable_hashagg', 'off', true);
+    EXECUTE format(
+        'CREATE TEMP TABLE run_pair_result ON COMMIT DROP AS '
+        'SELECT sr.patient_journey_id, sr.activity_id, count(*)::integer AS result_count, '
+        '       count(sr.result_date)::integer AS dated_count, min(sr.result_date) AS first_date, '
+        '       max(sr.result_date) AS last_date, NULL::date[] AS result_dates '
+        'FROM (SELECT r.patient_journey_id, r.activity_id, '
+        '             (coalesce(r.end_time, r.start_time) AT TIME ZONE %L)::date AS result_date '
+        '      FROM %s AS r) AS sr '
+        'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
+        'GROUP BY sr.patient_journey_id, sr.activity_id',
+        v_time_zone, v_survey_results);
+    PERFORM set_config('enable_hashagg', v_hashagg, true);
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
+            'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[])';
     UPDATE pg_temp.run_pair_result AS p
     SET result_dates = (SELECT array_agg((coalesce(r.end_time, r.start_time) AT TIME ZONE v_time_zone)::date)
                         FROM public.survey_result AS r
@@ -305,12 +314,14 @@ BEGIN
                     ON res.patient_journey_id = pj.id AND res.activity_id = pj.pair_activity_id
                 UNION ALL
                 SELECT %5$s
-                FROM pg_temp.run_pair_result AS p
+                FROM pg_temp.run_survey_pair AS p
                 LEFT JOIN %6$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN pg_temp.run_activity AS a ON a.activity_id = p.activity_id
-                -- the journey pairs' own check, against the same copy of the journeys' activities
-                WHERE NOT p.prescribed
-                  AND NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja
+                LEFT JOIN pg_temp.run_pair_result AS res
+                    ON res.patient_journey_id = p.patient_journey_id AND res.activity_id = p.activity_id
+                -- checked again in this statement's snapshot, against the same copy of the
+                -- journeys' activities: a pair the journey prescribes must not come twice
+                WHERE NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja
                                   WHERE ja.journey_id = pj.journey_id AND ja.activity_id = p.activity_id)
                 -- OFFSET 0 (here and below) keeps a level a subquery, so that each pair's
                 -- milestone date and held_back are computed once, not again wherever the levels
@@ -324,7 +335,7 @@ BEGIN
     $sql$,
         v_first_day, v_last_day,
         format(v_row, 'pj.id', 'pj.pair_activity_id', 'res'), v_pairs_marker,
-        format(v_row, 'p.patient_journey_id', 'p.activity_id', 'p'), v_patient_journeys,
+        format(v_row, 'p.patient_journey_id', 'p.activity_id', 'res'), v_patient_journeys,
         v_first_day + v_max_offset, v_last_day - v_max_offset);
     v_load_query := replace(v_query, v_pairs_marker,
                             format(v_pairs_source, array_to_string(v_load_branches, ' UNION ALL ')));
@@ -342,13 +353,13 @@ BEGIN
             'held_back pipeline.held_back_reason, '
             'window_start_date date, window_end_date date, completed_on date)';
     -- the window row: named and ordered as the window table's columns (a test checks it); a
-    -- pair the source has is not retired
+    -- pair the source has is not retired, and one that loads is not held back
     CREATE TEMP VIEW run_window AS
     SELECT c.patient_id, c.patient_journey_id, c.activity_id, c.content_slug AS activity_content_slug,
            c.schedule_id, c.schedule_slug, c.start_offset_days AS schedule_start_offset_days,
            c.end_offset_days AS schedule_end_offset_days, c.milestone_slug AS schedule_milestone_slug,
            c.milestone_date, c.window_start_date, c.window_end_date, NULL::timestamptz AS retired_at,
-           c.result_count, c.completed_on
+           c.result_count, c.completed_on, false AS held_back
     FROM pg_temp.run_candidate AS c
     WHERE c.held_back IS NULL;
 END;

@@ -24,7 +24,7 @@ BEGIN
             'activity_content_slug text, schedule_id bigint, schedule_slug text, schedule_start_offset_days integer, '
             'schedule_end_offset_days integer, schedule_milestone_slug text, milestone_date date, '
             'window_start_date date, window_end_date date, retired_at timestamptz, result_count integer, '
-            'completed_on date)';
+            'completed_on date, held_back boolean)';
     rows_failed := 0;
     v_empty := NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
     IF v_empty THEN
@@ -40,7 +40,7 @@ BEGIN
             INSERT INTO pipeline.patient_journey_schedule_window
                 (patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug,
                  schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date,
-                 window_start_date, window_end_date, retired_at, result_count, completed_on)
+                 window_start_date, window_end_date, retired_at, result_count, completed_on, held_back)
             SELECT w.* FROM pg_temp.run_window AS w;
             GET DIAGNOSTICS rows_inserted = ROW_COUNT;
             rows_updated := 0;

@@ -20,13 +20,13 @@ BEGIN
             'activity_content_slug text, schedule_id bigint, schedule_slug text, schedule_start_offset_days integer, '
             'schedule_end_offset_days integer, schedule_milestone_slug text, milestone_date date, '
             'window_start_date date, window_end_date date, retired_at timestamptz, result_count integer, '
-            'completed_on date)';
+            'completed_on date, held_back boolean)';
     WITH written AS (
         -- run_window has the columns a run writes, in the table's order; the timestamps take their defaults
         INSERT INTO pipeline.patient_journey_schedule_window AS w
             (patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug,
              schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date,
-             window_start_date, window_end_date, retired_at, result_count, completed_on)
+             window_start_date, window_end_date, retired_at, result_count, completed_on, held_back)
         SELECT c.*
         FROM pg_temp.run_window AS c
         LEFT JOIN pipeline.patient_journey_schedule_window AS old
@@ -38,30 +38,31 @@ BEGIN
                OR (old.patient_id, old.activity_content_slug, old.schedule_id, old.schedule_slug,
                    old.schedule_start_offset_days, old.schedule_end_offset_days,
                    old.schedule_milestone_slug, old.milestone_date, old.window_start_date,
-                   old.window_end_date, old.retired_at, old.result_count, old.completed_on)
+                   old.window_end_date, old.retired_at, old.result_count, old.completed_on, old.held_back)
                   IS DISTINCT FROM
                   (c.patient_id, c.activity_content_slug, c.schedule_id, c.schedule_slug,
                    c.schedule_start_offset_days, c.schedule_end_offset_days,
                    c.schedule_milestone_slug, c.milestone_date, c.window_start_date,
-                   c.window_end_date, c.retired_at, c.result_count, c.completed_on))
+                   c.window_end_date, c.retired_at, c.result_count, c.completed_on, c.held_back))
         ON CONFLICT (patient_journey_id, activity_id) DO UPDATE
         SET (patient_id, activity_content_slug, schedule_id, schedule_slug, schedule_start_offset_days,
              schedule_end_offset_days, schedule_milestone_slug, milestone_date, window_start_date,
-             window_end_date, retired_at, result_count, completed_on, updated_at)
+             window_end_date, retired_at, result_count, completed_on, held_back, updated_at)
           = (EXCLUDED.patient_id, EXCLUDED.activity_content_slug, EXCLUDED.schedule_id, EXCLUDED.schedule_slug,
              EXCLUDED.schedule_start_offset_days, EXCLUDED.schedule_end_offset_days,
              EXCLUDED.schedule_milestone_slug, EXCLUDED.milestone_date, EXCLUDED.window_start_date,
-             EXCLUDED.window_end_date, EXCLUDED.retired_at, EXCLUDED.result_count, EXCLUDED.completed_on, now())
+             EXCLUDED.window_end_date, EXCLUDED.retired_at, EXCLUDED.result_count, EXCLUDED.completed_on,
+             EXCLUDED.held_back, now())
         WHERE (w.patient_id, w.activity_content_slug, w.schedule_id, w.schedule_slug,
                w.schedule_start_offset_days, w.schedule_end_offset_days,
                w.schedule_milestone_slug, w.milestone_date, w.window_start_date, w.window_end_date,
-               w.retired_at, w.result_count, w.completed_on)
+               w.retired_at, w.result_count, w.completed_on, w.held_back)
               IS DISTINCT FROM
               (EXCLUDED.patient_id, EXCLUDED.activity_content_slug, EXCLUDED.schedule_id,
                EXCLUDED.schedule_slug, EXCLUDED.schedule_start_offset_days,
                EXCLUDED.schedule_end_offset_days, EXCLUDED.schedule_milestone_slug,
                EXCLUDED.milestone_date, EXCLUDED.window_start_date, EXCLUDED.window_end_date,
-               EXCLUDED.retired_at, EXCLUDED.result_count, EXCLUDED.completed_on)
+               EXCLUDED.retired_at, EXCLUDED.result_count, EXCLUDED.completed_on, EXCLUDED.held_back)
         RETURNING (xmax = 0) AS inserted
     )
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)

@@ -59,11 +59,9 @@ BEGIN ATOMIC
                -- no window can be known: no schedule, or its milestone has no date here
                (w.schedule_id IS NULL OR (w.schedule_milestone_slug IS NOT NULL AND w.milestone_date IS NULL))
         FROM pipeline.patient_journey_schedule_window AS w
-        WHERE w.retired_at IS NULL
-          -- a pair held back now may keep the window row it had: it is reported held back, once
-          AND NOT EXISTS (SELECT FROM pipeline.held_back_pair AS h
-                          WHERE h.patient_journey_id OPERATOR(pg_catalog.=) w.patient_journey_id
-                            AND h.activity_id OPERATOR(pg_catalog.=) w.activity_id)
+        -- a pair held back now may keep the window row it had (marked held_back): it is
+        -- reported held back, once, below
+        WHERE w.retired_at IS NULL AND NOT w.held_back
         UNION ALL
         SELECT h.patient_id, h.patient_journey_id, h.activity_id, h.activity_content_slug, h.schedule_slug,
                h.milestone_slug, NULL::date, NULL::date, NULL::date, h.result_count, h.held_back, false

@@ -18,7 +18,7 @@ from pytools.sql_files import routine_files
 COMPARED = (
     "patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug, "
     "schedule_start_offset_days, schedule_end_offset_days, schedule_milestone_slug, milestone_date, "
-    "window_start_date, window_end_date, result_count, completed_on"
+    "window_start_date, window_end_date, result_count, completed_on, held_back"
 )
 FAILURE_KEY = (
     "stage, schedule_id, schedule_slug, patient_journey_id, activity_id, error_message, rows_held_back"

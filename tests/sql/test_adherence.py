@@ -211,6 +211,27 @@ def test_held_back_pairs_appear_once_with_their_reason_and_results_window_row_or
     assert all(r["held_back_reason"] is None for r in rows if r["status"] != "held_back")
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_a_window_row_is_marked_while_its_pair_is_held_back_and_unmarked_when_it_loads_again(
+    db: Conn, full: bool
+) -> None:
+    source(db)
+    result(db, 1, 10, "2026-03-12 12:00:00+00")
+    run(db)
+    db.execute("UPDATE public.schedule SET slug = 'fortnightly-ish' WHERE id = 100")
+    run(db, full=full)
+    marked = (
+        "SELECT held_back FROM pipeline.patient_journey_schedule_window "
+        "WHERE (patient_journey_id, activity_id) = (1, 10)"
+    )
+    assert db.execute(marked).fetchone() == {"held_back": True}
+    assert status_of(db, "2026-04-01") == ("held_back", None)
+    db.execute("UPDATE public.schedule SET slug = '1d-7d-post-op' WHERE id = 100")
+    run(db, full=full)
+    assert db.execute(marked).fetchone() == {"held_back": False}
+    assert status_of(db, "2026-04-01") == ("done_in_window", date(2026, 3, 12))
+
+
 @pytest.mark.parametrize(
     ("time_zone", "expected"),
     [("UTC", ("done_in_window", "2026-03-17")), ("Europe/Zurich", ("done_late", "2026-03-18"))],
