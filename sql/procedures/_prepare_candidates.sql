@@ -196,25 +196,6 @@ BEGIN
                       '');
     END LOOP;
 
-    -- The survey pairs that no journey prescribes: few, found with an anti-join as the results
-    -- are read. With a scope, each result's patient journey is looked up by its id (OFFSET 0
-    -- keeps the lookup per row), rather than hashing every patient journey: the cost follows the scope.
-    CREATE TEMP TABLE run_survey_pair (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_survey_pair (patient_journey_id bigint, activity_id bigint)';
-    EXECUTE format(
-        'INSERT INTO pg_temp.run_survey_pair '
-        'SELECT DISTINCT sr.patient_journey_id, sr.activity_id '
-        'FROM %s AS sr '
-        || CASE WHEN p_scoped
-               THEN 'LEFT JOIN LATERAL (SELECT x.journey_id FROM %s AS x '
-                    '                   WHERE x.id = sr.patient_journey_id OFFSET 0) AS pj ON true '
-               ELSE 'LEFT JOIN %s AS pj ON pj.id = sr.patient_journey_id ' END
-        || 'WHERE sr.patient_journey_id IS NOT NULL AND sr.activity_id IS NOT NULL '
-        '  AND NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja '
-        '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
-        v_survey_results, v_patient_journeys);
-    ANALYZE pg_temp.run_survey_pair;
-
     -- The survey results per pair that has any, for both views: how many, how many are dated
     -- (coalesce(end_time, start_time), as a date in report_time_zone), the first and the last
     -- date. These decide a done_* status for a pair with up to two dated results, most of them;
@@ -240,6 +221,24 @@ BEGIN
     PERFORM set_config('enable_hashagg', v_hashagg, true);
     PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
             'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[])';
+    -- The survey pairs that no journey prescribes: few, found with an anti-join among the pairs
+    -- that have results. With a scope, each pair's patient journey is looked up by its id (OFFSET 0
+    -- keeps the lookup per row), rather than hashing every patient journey: the cost follows the scope.
+    CREATE TEMP TABLE run_survey_pair (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_survey_pair (patient_journey_id bigint, activity_id bigint)';
+    EXECUTE format(
+        'INSERT INTO pg_temp.run_survey_pair '
+        'SELECT sr.patient_journey_id, sr.activity_id '
+        'FROM pg_temp.run_pair_result AS sr '
+        || CASE WHEN p_scoped
+               THEN 'LEFT JOIN LATERAL (SELECT x.journey_id FROM %s AS x '
+                    '                   WHERE x.id = sr.patient_journey_id OFFSET 0) AS pj ON true '
+               ELSE 'LEFT JOIN %s AS pj ON pj.id = sr.patient_journey_id ' END
+        || 'WHERE NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja '
+        '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
+        v_patient_journeys);
+    ANALYZE pg_temp.run_survey_pair;
+
     UPDATE pg_temp.run_pair_result AS p
     SET result_dates = (SELECT array_agg((coalesce(r.end_time, r.start_time) AT TIME ZONE v_time_zone)::date)
                         FROM public.survey_result AS r
