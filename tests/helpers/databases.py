@@ -44,8 +44,11 @@ def dbname(url: str) -> str:
     return parse_url(url)["dbname"]
 
 
-def connect(url: str, user: str) -> psycopg.Connection[dict[str, Any]]:
-    return psycopg.connect(with_params(url, user=user), autocommit=True, row_factory=dict_row)
+def connect(url: str, user: str | None = None) -> psycopg.Connection[dict[str, Any]]:
+    """An autocommit connection with dict rows, to `url` as `user` (None: as the URL says)."""
+    if user is not None:
+        url = with_params(url, user=user)
+    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
 
 
 def grant_owner(

@@ -15,9 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
-from tests.helpers.databases import Install, installed_with_a_tables_owner
+from tests.helpers.databases import Install, connect, installed_with_a_tables_owner
 
 Conn = psycopg.Connection[dict[str, Any]]
 SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
@@ -44,10 +43,6 @@ $$;
 def install(empty_db_url: str) -> Iterator[Install]:
     with installed_with_a_tables_owner(empty_db_url, OWNER_CODE) as installed:
         yield installed
-
-
-def connect(url: str) -> Conn:
-    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
 
 
 def run_as_runner(install: Install) -> psycopg.Error | None:

@@ -12,9 +12,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
-from tests.helpers.databases import Install, installed_with_a_tables_owner, with_params
+from tests.helpers.databases import Install, connect, installed_with_a_tables_owner, with_params
 from tests.helpers.pipeline import one_journey, run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -61,10 +60,6 @@ CREATE CONSTRAINT TRIGGER pjp_steal AFTER INSERT ON pg_temp.pjp_bait
 def install(empty_db_url: str) -> Iterator[Install]:
     with installed_with_a_tables_owner(empty_db_url, OWNER_CODE) as installed:
         yield installed
-
-
-def connect(url: str) -> Conn:
-    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
 
 
 def retention(admin: Conn) -> str:
