@@ -28,6 +28,13 @@ DEMO_DATABASE = "pipeline_demo"
 # The roles README "Roles" has a DBA create; migrate grants them their rights.
 ROLES = ("pipeline_owner", cron.RUNNER_ROLE, "pipeline_reader")
 DEFAULT_PORT = 54329
+# The question adherence answers, as the demo suggests asking it (a pipeline_reader member may);
+# a test runs it on the demo's data. An open-ended window (6wpo: from 6 weeks after) is never
+# overdue, so the example is a survey whose window ends.
+OVERDUE_QUERY = (
+    "SELECT patient_id, patient_journey_id, window_end_date FROM pipeline.activity_adherence",
+    "WHERE schedule_slug = '12d-4w-post-op' AND status = 'overdue' ORDER BY window_end_date;",
+)
 
 
 def create_roles(conn: psycopg.Connection[Any]) -> None:
@@ -144,9 +151,8 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
         "\n  python -m pytools run-now           a run now: nothing changed, so it writes nothing"
         "\n  python -m pytools report --by week  adherence per week from the milestone (--html FILE)"
         "\n  psql: SELECT * FROM pipeline.current_failures;"
-        "\n  psql: who is overdue for the 6-week post-op survey (schedule 6wpo)?"
-        "\n        SELECT patient_id, patient_journey_id, window_end_date FROM pipeline.activity_adherence"
-        "\n        WHERE schedule_slug = '6wpo' AND status = 'overdue' ORDER BY window_end_date;"
+        "\n  psql: who is overdue for the survey due 12 days to 4 weeks after the operation?"
+        + "".join(f"\n        {line}" for line in OVERDUE_QUERY)
     )
     return 0
 

@@ -16,7 +16,8 @@ import pytest
 
 from pytools.cluster import SERVER_USER, find_bindir, free_port
 from pytools.config import parse_url
-from pytools.demo import DEMO_DATABASE, demo_cluster, run_demo, stop_demo
+from pytools.demo import DEMO_DATABASE, OVERDUE_QUERY, demo_cluster, run_demo, stop_demo
+from tests.helpers.databases import with_params
 from tests.helpers.servers import docker_answers
 
 
@@ -47,6 +48,14 @@ def test_demo_runs_the_pipeline_with_the_job_run_as_the_runner_and_reruns_idle(w
     page = workdir / "adherence.html"
     assert "the HTML report (" in first and str(page) in first, first
     assert page.read_text(encoding="utf-8").count("<svg") >= 2
+    # the question the demo suggests asking finds patients, as a pipeline_reader member
+    assert "\n        ".join(OVERDUE_QUERY) in first, first
+    with psycopg.connect(demo_cluster(workdir).url(DEMO_DATABASE), autocommit=True) as conn:
+        conn.execute("CREATE ROLE pjp_demo_analyst LOGIN IN ROLE pipeline_reader")
+    analyst = with_params(demo_cluster(workdir).url(DEMO_DATABASE), user="pjp_demo_analyst")
+    with psycopg.connect(analyst) as conn:
+        overdue = conn.execute(" ".join(OVERDUE_QUERY)).fetchall()
+    assert len(overdue) > 10, overdue
 
     assert run_demo(workdir) == 0  # the same cluster again: nothing changed, nothing written
     with psycopg.connect(demo_cluster(workdir).url(DEMO_DATABASE)) as conn:
