@@ -54,6 +54,7 @@ DECLARE
     v_load_branches text[] := '{}'::text[];
     v_held_back_branches text[] := '{}'::text[];
     v_pairs_marker constant text := '/* the journeys'' pairs */';
+    v_results_marker constant text := '/* the journey pairs'' results */ pg_temp.run_pair_result';
     -- with a scope, a pair reached through both of its branches is taken once
     v_pairs_source constant text := CASE WHEN p_scoped
         THEN '(SELECT DISTINCT ON (x.id, x.pair_activity_id) x.* FROM (%s) AS x)' ELSE '(%s)' END;
@@ -221,14 +222,21 @@ BEGIN
     PERFORM set_config('enable_hashagg', v_hashagg, true);
     PERFORM 'PRAGMA:TABLE: pg_temp.run_pair_result (patient_journey_id bigint, activity_id bigint, '
             'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[])';
-    -- The survey pairs that no journey prescribes: few, found with an anti-join among the pairs
-    -- that have results. With a scope, each pair's patient journey is looked up by its id (OFFSET 0
-    -- keeps the lookup per row), rather than hashing every patient journey: the cost follows the scope.
-    CREATE TEMP TABLE run_survey_pair (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_survey_pair (patient_journey_id bigint, activity_id bigint)';
+    UPDATE pg_temp.run_pair_result AS p
+    SET result_dates = (SELECT array_agg((coalesce(r.end_time, r.start_time) AT TIME ZONE v_time_zone)::date)
+                        FROM public.survey_result AS r
+                        WHERE r.patient_journey_id = p.patient_journey_id AND r.activity_id = p.activity_id
+                          AND coalesce(r.end_time, r.start_time) IS NOT NULL)
+    WHERE p.dated_count > 2;
+    ANALYZE pg_temp.run_pair_result;
+
+    -- The survey pairs that no journey prescribes, with their results (so that their branch of
+    -- the views joins no results): few, found with an anti-join among the pairs that have
+    -- results. With a scope, each pair's patient journey is looked up by its id (OFFSET 0 keeps
+    -- the lookup per row), rather than hashing every patient journey: the cost follows the scope.
     EXECUTE format(
-        'INSERT INTO pg_temp.run_survey_pair '
-        'SELECT sr.patient_journey_id, sr.activity_id '
+        'CREATE TEMP TABLE run_survey_pair ON COMMIT DROP AS '
+        'SELECT sr.* '
         'FROM pg_temp.run_pair_result AS sr '
         || CASE WHEN p_scoped
                THEN 'LEFT JOIN LATERAL (SELECT x.journey_id FROM %s AS x '
@@ -237,15 +245,9 @@ BEGIN
         || 'WHERE NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja '
         '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
         v_patient_journeys);
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_survey_pair (patient_journey_id bigint, activity_id bigint, '
+            'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[])';
     ANALYZE pg_temp.run_survey_pair;
-
-    UPDATE pg_temp.run_pair_result AS p
-    SET result_dates = (SELECT array_agg((coalesce(r.end_time, r.start_time) AT TIME ZONE v_time_zone)::date)
-                        FROM public.survey_result AS r
-                        WHERE r.patient_journey_id = p.patient_journey_id AND r.activity_id = p.activity_id
-                          AND coalesce(r.end_time, r.start_time) IS NOT NULL)
-    WHERE p.dated_count > 2;
-    ANALYZE pg_temp.run_pair_result;
 
     -- One candidate row; %1$s and %2$s name the pair's keys in the branch it is used in, %3$s its results.
     v_row := format(
@@ -309,15 +311,13 @@ BEGIN
                 SELECT %3$s
                 FROM %4$s AS pj
                 LEFT JOIN pg_temp.run_activity AS a ON a.activity_id = pj.pair_activity_id
-                LEFT JOIN pg_temp.run_pair_result AS res
+                LEFT JOIN /* the journey pairs' results */ pg_temp.run_pair_result AS res
                     ON res.patient_journey_id = pj.id AND res.activity_id = pj.pair_activity_id
                 UNION ALL
                 SELECT %5$s
                 FROM pg_temp.run_survey_pair AS p
                 LEFT JOIN %6$s AS pj ON pj.id = p.patient_journey_id
                 LEFT JOIN pg_temp.run_activity AS a ON a.activity_id = p.activity_id
-                LEFT JOIN pg_temp.run_pair_result AS res
-                    ON res.patient_journey_id = p.patient_journey_id AND res.activity_id = p.activity_id
                 -- checked again in this statement's snapshot, against the same copy of the
                 -- journeys' activities: a pair the journey prescribes must not come twice
                 WHERE NOT EXISTS (SELECT FROM pg_temp.run_journey_activity AS ja
@@ -334,12 +334,22 @@ BEGIN
     $sql$,
         v_first_day, v_last_day,
         format(v_row, 'pj.id', 'pj.pair_activity_id', 'res'), v_pairs_marker,
-        format(v_row, 'p.patient_journey_id', 'p.activity_id', 'res'), v_patient_journeys,
+        format(v_row, 'p.patient_journey_id', 'p.activity_id', 'p'), v_patient_journeys,
         v_first_day + v_max_offset, v_last_day - v_max_offset);
     v_load_query := replace(v_query, v_pairs_marker,
                             format(v_pairs_source, array_to_string(v_load_branches, ' UNION ALL ')));
-    v_held_back_query := replace(v_query, v_pairs_marker,
-                                 format(v_pairs_source, array_to_string(v_held_back_branches, ' UNION ALL ')));
+    -- The journey pairs that can be held back read only the results they can have: those of an
+    -- activity that is missing or unusable, or of a journey whose dates are at risk. Joined to
+    -- every pair's results, the planner sorted or hashed millions of them for a few of their pairs.
+    v_held_back_query := replace(replace(v_query, v_pairs_marker,
+                                         format(v_pairs_source, array_to_string(v_held_back_branches, ' UNION ALL '))),
+                                 v_results_marker,
+                                 format('(SELECT r.* FROM pg_temp.run_pair_result AS r '
+                                        ' WHERE NOT EXISTS (SELECT FROM pg_temp.run_activity AS u '
+                                        '                   WHERE u.activity_id = r.activity_id '
+                                        '                     AND u.activity_held_back IS NULL) '
+                                        '    OR r.patient_journey_id IN (SELECT pj.id FROM %s AS pj WHERE (%s)))',
+                                        v_patient_journeys, coalesce(v_date_at_risk, 'false')));
     RAISE DEBUG 'pg_temp.run_candidate: %', v_load_query;
     RAISE DEBUG 'pg_temp.run_held_back_candidate: %', v_held_back_query;
     EXECUTE 'CREATE TEMP VIEW run_candidate AS ' || v_load_query;
