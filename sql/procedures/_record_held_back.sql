@@ -98,6 +98,10 @@ BEGIN
     SET held_back = true
     FROM (SELECT x.patient_journey_id, x.activity_id FROM pg_temp.run_held_back_change AS x
           WHERE p_scoped AND x.change = 1
+            -- held back before too (released and held again by this run): marked already
+            AND NOT EXISTS (SELECT FROM pg_temp.run_held_back_change AS y
+                            WHERE y.change = -1 AND y.patient_journey_id = x.patient_journey_id
+                              AND y.activity_id = x.activity_id)
           UNION ALL
           SELECT h.patient_journey_id, h.activity_id FROM pipeline.held_back_pair AS h WHERE NOT p_scoped) AS h
     WHERE w.patient_journey_id = h.patient_journey_id AND w.activity_id = h.activity_id AND NOT w.held_back;
