@@ -19,7 +19,7 @@ from datetime import date
 from typing import Any
 
 import psycopg
-from common import HERE, WINDOW, bench_server, fresh_database, log, machine
+from common import HERE, WINDOW, bench_server, fresh_database, log, machine, one_journey_adherence_s
 
 from pytools.adherence import adherence_report
 from pytools.db import connect_dicts
@@ -127,11 +127,7 @@ def measure_adherence(conn: psycopg.Connection[Any], url: str) -> dict[str, floa
     count_s = median_of(lambda: None, lambda: conn.execute(f"SELECT count(*) FROM {WINDOW}").fetchall())
     with connect_dicts(url) as reader:  # the report as the CLI reads it
         report_s = median_of(lambda: None, lambda: adherence_report(reader, date(2026, 6, 1), "milestone"))
-    one = "SELECT * FROM pipeline.adherence('2026-06-01') WHERE patient_journey_id = %s"
-    journeys = iter(range(4242, 4242 + 50 * 7, 7))
-    one_s = statistics.median(
-        timed(lambda: conn.execute(one, (next(journeys),)).fetchall()) for _ in range(50)
-    )
+    one_s = one_journey_adherence_s(conn)
     log(f"  report by milestone: {report_s * 1000:.0f} ms, count(*) {count_s * 1000:.0f} ms; "
         f"one journey's adherence: {one_s * 1000:.2f} ms")  # fmt: skip
     return {"count_s": count_s, "report_by_milestone_s": report_s, "one_journey_adherence_s": one_s}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -47,3 +50,15 @@ def fresh_database(server: str, name: str, journeys: int) -> str:
     generate(url, journeys, progress=lambda m: log(f"  generate: {m}"))
     migrate(url)
     return url
+
+
+def one_journey_adherence_s(conn: psycopg.Connection[Any], queries: int = 50) -> float:
+    """The median time of one patient journey's adherence, each query a different journey
+    (which must reach the window table's index)."""
+    one = "SELECT * FROM pipeline.adherence('2026-06-01') WHERE patient_journey_id = %s"
+    times = []
+    for journey in range(4242, 4242 + queries * 7, 7):
+        started = time.perf_counter()
+        conn.execute(one, (journey,)).fetchall()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
