@@ -283,6 +283,35 @@ def test_report_time_zone_must_be_a_time_zone_name(db: Conn, name: str) -> None:
     db.execute("UPDATE pipeline.settings SET report_time_zone = 'Australia/Lord_Howe'")
 
 
+@pytest.mark.parametrize("name", ["EST", "CET", "MST", "HST", "EET", "MET", "WET"])
+def test_report_time_zone_refuses_a_zone_name_that_is_also_an_abbreviation(db: Conn, name: str) -> None:
+    """AT TIME ZONE looks a name up among the session's time zone abbreviations before the time
+    zone database: 'CET' there is UTC+1 all year (the zone CET has summer time), 'EST' is UTC-5
+    or, under timezone_abbreviations 'Australia', UTC+10."""
+    with pytest.raises(psycopg.errors.CheckViolation, match="settings_report_time_zone_is_a_time_zone_name"):
+        db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (name,))
+    for zone in ("UTC", "GMT", "Europe/Paris", "America/New_York", "Japan"):
+        db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (zone,))
+
+
+def test_the_runners_time_zone_abbreviations_cannot_move_a_result_to_another_day(db: Conn, db_url: str) -> None:
+    """Actor: pipeline_runner (must never choose what a run computes). Its session's
+    timezone_abbreviations decided what the run made of report_time_zone 'EST' (a zone name
+    and an abbreviation): under 'Australia' a result of 20:00 UTC took the next day's date
+    (UTC+10), done_late instead of done_in_window. Such a name is refused where it enters, and
+    the names accepted date a result alike under every abbreviation set."""
+    source(db)
+    result(db, 1, 10, "2026-03-17 20:00:00+00")  # 15:00 in New York, the window's last day
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute("UPDATE pipeline.settings SET report_time_zone = 'EST'")
+    db.execute("UPDATE pipeline.settings SET report_time_zone = 'America/New_York'")
+    with connect(db_url, "pipeline_runner") as runner:
+        for abbreviations in ("Australia", "India", "Default"):
+            runner.execute(f"SET timezone_abbreviations = '{abbreviations}'")
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")
+            assert status_of(db, "2026-04-01") == ("done_in_window", date(2026, 3, 17)), abbreviations
+
+
 def test_the_reader_reads_adherence_and_the_view_but_still_not_the_source(db: Conn, db_url: str) -> None:
     """Actor: pipeline_reader, an analyst who may read the results only."""
     source(db)
