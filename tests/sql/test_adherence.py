@@ -294,7 +294,9 @@ def test_report_time_zone_refuses_a_zone_name_that_is_also_an_abbreviation(db: C
         db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (zone,))
 
 
-def test_the_runners_time_zone_abbreviations_cannot_move_a_result_to_another_day(db: Conn, db_url: str) -> None:
+def test_the_runners_time_zone_abbreviations_cannot_move_a_result_to_another_day(
+    db: Conn, db_url: str
+) -> None:
     """Actor: pipeline_runner (must never choose what a run computes). Its session's
     timezone_abbreviations decided what the run made of report_time_zone 'EST' (a zone name
     and an abbreviation): under 'Australia' a result of 20:00 UTC took the next day's date
