@@ -232,6 +232,27 @@ def test_a_window_row_is_marked_while_its_pair_is_held_back_and_unmarked_when_it
     assert status_of(db, "2026-04-01") == ("done_in_window", date(2026, 3, 12))
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_a_retired_pair_that_comes_back_held_back_is_no_longer_retired(db: Conn, full: bool) -> None:
+    """A pair held back, then removed from its journey (retired), then prescribed again while
+    still held back: the source has it again, so its window row is not retired but held back."""
+    source(db)
+    run(db)
+    db.execute("UPDATE public.schedule SET slug = 'fortnightly-ish' WHERE id = 100")
+    run(db)
+    db.execute("DELETE FROM public.journey_activity WHERE activity_id = 10")
+    run(db, full=full)
+    row = (
+        "SELECT retired_at IS NOT NULL AS retired, held_back FROM pipeline.patient_journey_schedule_window "
+        "WHERE (patient_journey_id, activity_id) = (1, 10)"
+    )
+    assert db.execute(row).fetchone() == {"retired": True, "held_back": True}
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 10)])
+    run(db, full=full)
+    assert db.execute(row).fetchone() == {"retired": False, "held_back": True}
+    assert status_of(db, "2026-04-01") == ("held_back", None)
+
+
 @pytest.mark.parametrize(
     ("time_zone", "expected"),
     [("UTC", ("done_in_window", "2026-03-17")), ("Europe/Zurich", ("done_late", "2026-03-18"))],
