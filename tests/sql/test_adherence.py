@@ -12,7 +12,7 @@ import pytest
 
 from pytools.migrations import migrate
 from tests.helpers.databases import connect
-from tests.helpers.pipeline import insert, run
+from tests.helpers.pipeline import insert, run, run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -251,6 +251,37 @@ def test_a_retired_pair_that_comes_back_held_back_is_no_longer_retired(db: Conn,
     run(db, full=full)
     assert db.execute(row).fetchone() == {"retired": False, "held_back": True}
     assert status_of(db, "2026-04-01") == ("held_back", None)
+
+
+def test_a_pair_the_application_releases_while_a_run_records_it_held_back_is_reported_once(
+    db: Conn, db_url: str
+) -> None:
+    """Actor: the application writer (must never make a change go unnoticed). A run reads the
+    patient journeys once to record the pairs held back and again to write the windows: a
+    milestone date corrected between the two left the pair in held_back_pair and its window row
+    written unmarked, so adherence reported it twice (overdue and held_back). The row is marked
+    after the windows are written; the next run, which the correction queued, loads the pair."""
+    source(db, journeys=2)
+    run(db)
+    db.execute("UPDATE public.patient_journey SET operation_date = '4714-11-25 BC' WHERE id = 2")
+    # the run's first look at the window table comes after it has recorded the pairs held back:
+    # held there until the date is corrected
+    with psycopg.connect(db_url) as blocker:
+        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(db_url, "adherence_race", outcome)
+        wait_until_blocked(db, "adherence_race")
+        db.execute("UPDATE public.patient_journey SET operation_date = '2026-03-10' WHERE id = 2")
+        blocker.rollback()
+        thread.join(60)
+    assert outcome["status"] == "returned"
+    pair = (
+        "SELECT status FROM pipeline.adherence('2026-04-01') "
+        "WHERE (patient_journey_id, activity_id) = (2, 17)"
+    )
+    assert db.execute(pair).fetchall() == [{"status": "held_back"}]
+    run(db)
+    assert db.execute(pair).fetchall() == [{"status": "overdue"}]
 
 
 @pytest.mark.parametrize(
