@@ -340,10 +340,13 @@ def test_report_time_zone_refuses_a_zone_name_that_is_also_an_abbreviation(db: C
     """AT TIME ZONE looks a name up among the session's time zone abbreviations before the time
     zone database: 'CET' there is UTC+1 all year (the zone CET has summer time), 'EST' is UTC-5
     or, under timezone_abbreviations 'Australia', UTC+10."""
+    db.execute("SET timezone_abbreviations = 'India'")
     with pytest.raises(psycopg.errors.CheckViolation, match="settings_report_time_zone_is_a_time_zone_name"):
         db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (name,))
     for zone in ("UTC", "GMT", "Europe/Paris", "America/New_York", "Japan"):
         db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (zone,))
+    # the check looks at every set, and leaves the session's own as it was
+    assert db.execute("SHOW timezone_abbreviations").fetchone() == {"timezone_abbreviations": "India"}
 
 
 def test_the_runners_time_zone_abbreviations_cannot_move_a_result_to_another_day(
