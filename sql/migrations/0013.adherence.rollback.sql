@@ -5,6 +5,7 @@ DROP TRIGGER IF EXISTS pipeline_capture_changes ON pipeline.settings;
 DROP TRIGGER IF EXISTS pipeline_capture_truncate ON pipeline.settings;
 DROP TRIGGER IF EXISTS pipeline_capture_replica ON pipeline.settings;
 DROP FUNCTION IF EXISTS pipeline._retire_windows(boolean);
+DROP FUNCTION IF EXISTS pipeline._mark_held_back_windows(boolean);
 ALTER TABLE pipeline.held_back_pair
     DROP COLUMN IF EXISTS patient_id,
     DROP COLUMN IF EXISTS activity_content_slug,

@@ -12,20 +12,44 @@
 --
 -- report_time_zone decides the calendar date of a survey result and what "today" is, so that a
 -- report never depends on the session's TimeZone. It is checked where it enters: a name the
--- server's time zone database knows (pg_timezone_names), so no abbreviation ('EST' says
--- nothing about summer time) and no POSIX offset ('UTC+5' is five hours WEST of Greenwich).
+-- server's time zone database knows (pg_timezone_names), so no POSIX offset ('UTC+5' is five
+-- hours WEST of Greenwich), and no name that is also a time zone abbreviation: AT TIME ZONE
+-- looks a name up among the session's abbreviations (timezone_abbreviations, which any session
+-- may set) before the time zone database, so 'CET' would mean UTC+1 all year, not the zone
+-- with summer time, and 'EST' UTC-5 or, in a session set to 'Australia', UTC+10: a runner
+-- could move every result to another day. Checked against the abbreviation sets PostgreSQL
+-- ships; UTC, GMT, UCT and Zulu mean UTC in all of them, as zones do.
 CREATE FUNCTION pipeline._is_time_zone_name(p_name text)
 RETURNS boolean
-LANGUAGE sql
-STABLE
-PARALLEL SAFE
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- the set_config calls below change this setting only until the function returns
+SET timezone_abbreviations = 'Default'
 AS $$
-    SELECT EXISTS (SELECT FROM pg_catalog.pg_timezone_names AS z WHERE z.name OPERATOR(pg_catalog.=) p_name)
+DECLARE
+    v_set text;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_timezone_names AS z WHERE z.name OPERATOR(pg_catalog.=) p_name) THEN
+        RETURN false;
+    END IF;
+    IF p_name OPERATOR(pg_catalog.=) ANY (ARRAY['UTC', 'GMT', 'UCT', 'Zulu']) THEN
+        RETURN true;
+    END IF;
+    FOREACH v_set IN ARRAY ARRAY['Default', 'Australia', 'India'] LOOP
+        PERFORM pg_catalog.set_config('timezone_abbreviations', v_set, true);
+        IF EXISTS (SELECT FROM pg_catalog.pg_timezone_abbrevs AS a
+                   WHERE pg_catalog.lower(a.abbrev) OPERATOR(pg_catalog.=) pg_catalog.lower(p_name)) THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
+END;
 $$;
 
 COMMENT ON FUNCTION pipeline._is_time_zone_name(text) IS
-    'True when the name is in pg_timezone_names (e.g. ''UTC'', ''Europe/Zurich''); the check of settings.report_time_zone.';
+    'True when the name is in pg_timezone_names (e.g. ''UTC'', ''Europe/Zurich'') and is no time zone abbreviation '
+    '(''EST'', ''CET''), which AT TIME ZONE would read by the session''s timezone_abbreviations; '
+    'the check of settings.report_time_zone.';
 
 ALTER TABLE pipeline.settings
     ADD COLUMN report_time_zone text NOT NULL DEFAULT 'UTC'

@@ -91,21 +91,6 @@ BEGIN
         ANALYZE pipeline.held_back_pair;
     END IF;
 
-    -- The window row a pair held back now may keep from before is marked, so that adherence
-    -- reports the pair once, from held_back_pair, without comparing every window row with it;
-    -- the run that loads the pair again writes its row unmarked (pg_temp.run_window).
-    UPDATE pipeline.patient_journey_schedule_window AS w
-    SET held_back = true
-    FROM (SELECT x.patient_journey_id, x.activity_id FROM pg_temp.run_held_back_change AS x
-          WHERE p_scoped AND x.change = 1
-            -- held back before too (released and held again by this run): marked already
-            AND NOT EXISTS (SELECT FROM pg_temp.run_held_back_change AS y
-                            WHERE y.change = -1 AND y.patient_journey_id = x.patient_journey_id
-                              AND y.activity_id = x.activity_id)
-          UNION ALL
-          SELECT h.patient_journey_id, h.activity_id FROM pipeline.held_back_pair AS h WHERE NOT p_scoped) AS h
-    WHERE w.patient_journey_id = h.patient_journey_id AND w.activity_id = h.activity_id AND NOT w.held_back;
-
     -- A group is named by the columns its failure row names; the others are left NULL. The
     -- problems of one pair each are listed pair by pair below, not counted in groups. A full
     -- run counts every pair now held back; an incremental one adds its changes to the counts.

@@ -12,7 +12,7 @@ import pytest
 
 from pytools.migrations import migrate
 from tests.helpers.databases import connect
-from tests.helpers.pipeline import insert, run
+from tests.helpers.pipeline import insert, run, run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -232,6 +232,58 @@ def test_a_window_row_is_marked_while_its_pair_is_held_back_and_unmarked_when_it
     assert status_of(db, "2026-04-01") == ("done_in_window", date(2026, 3, 12))
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_a_retired_pair_that_comes_back_held_back_is_no_longer_retired(db: Conn, full: bool) -> None:
+    """A pair held back, then removed from its journey (retired), then prescribed again while
+    still held back: the source has it again, so its window row is not retired but held back."""
+    source(db)
+    run(db)
+    db.execute("UPDATE public.schedule SET slug = 'fortnightly-ish' WHERE id = 100")
+    run(db)
+    db.execute("DELETE FROM public.journey_activity WHERE activity_id = 10")
+    run(db, full=full)
+    row = (
+        "SELECT retired_at IS NOT NULL AS retired, held_back FROM pipeline.patient_journey_schedule_window "
+        "WHERE (patient_journey_id, activity_id) = (1, 10)"
+    )
+    assert db.execute(row).fetchone() == {"retired": True, "held_back": True}
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 10)])
+    run(db, full=full)
+    assert db.execute(row).fetchone() == {"retired": False, "held_back": True}
+    assert status_of(db, "2026-04-01") == ("held_back", None)
+
+
+def test_a_pair_the_application_releases_while_a_run_records_it_held_back_is_reported_once(
+    db: Conn, db_url: str
+) -> None:
+    """Actor: the application writer (must never make a change go unnoticed). A run reads the
+    patient journeys once to record the pairs held back and again to write the windows: a
+    milestone date corrected between the two left the pair in held_back_pair and its window row
+    written unmarked, so adherence reported it twice (overdue and held_back). The row is marked
+    after the windows are written; the next run, which the correction queued, loads the pair."""
+    source(db, journeys=2)
+    run(db)
+    db.execute("UPDATE public.patient_journey SET operation_date = '4714-11-25 BC' WHERE id = 2")
+    # the run's first look at the window table comes after it has recorded the pairs held back:
+    # held there until the date is corrected
+    with psycopg.connect(db_url) as blocker:
+        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(db_url, "adherence_race", outcome)
+        wait_until_blocked(db, "adherence_race")
+        db.execute("UPDATE public.patient_journey SET operation_date = '2026-03-10' WHERE id = 2")
+        blocker.rollback()
+        thread.join(60)
+    assert outcome["status"] == "returned"
+    pair = (
+        "SELECT status FROM pipeline.adherence('2026-04-01') "
+        "WHERE (patient_journey_id, activity_id) = (2, 17)"
+    )
+    assert db.execute(pair).fetchall() == [{"status": "held_back"}]
+    run(db)
+    assert db.execute(pair).fetchall() == [{"status": "overdue"}]
+
+
 @pytest.mark.parametrize(
     ("time_zone", "expected"),
     [("UTC", ("done_in_window", "2026-03-17")), ("Europe/Zurich", ("done_late", "2026-03-18"))],
@@ -281,6 +333,40 @@ def test_report_time_zone_must_be_a_time_zone_name(db: Conn, name: str) -> None:
     with pytest.raises(psycopg.errors.CheckViolation, match="settings_report_time_zone_is_a_time_zone_name"):
         db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (name,))
     db.execute("UPDATE pipeline.settings SET report_time_zone = 'Australia/Lord_Howe'")
+
+
+@pytest.mark.parametrize("name", ["EST", "CET", "MST", "HST", "EET", "MET", "WET"])
+def test_report_time_zone_refuses_a_zone_name_that_is_also_an_abbreviation(db: Conn, name: str) -> None:
+    """AT TIME ZONE looks a name up among the session's time zone abbreviations before the time
+    zone database: 'CET' there is UTC+1 all year (the zone CET has summer time), 'EST' is UTC-5
+    or, under timezone_abbreviations 'Australia', UTC+10."""
+    db.execute("SET timezone_abbreviations = 'India'")
+    with pytest.raises(psycopg.errors.CheckViolation, match="settings_report_time_zone_is_a_time_zone_name"):
+        db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (name,))
+    for zone in ("UTC", "GMT", "Europe/Paris", "America/New_York", "Japan"):
+        db.execute("UPDATE pipeline.settings SET report_time_zone = %s", (zone,))
+    # the check looks at every set, and leaves the session's own as it was
+    assert db.execute("SHOW timezone_abbreviations").fetchone() == {"timezone_abbreviations": "India"}
+
+
+def test_the_runners_time_zone_abbreviations_cannot_move_a_result_to_another_day(
+    db: Conn, db_url: str
+) -> None:
+    """Actor: pipeline_runner (must never choose what a run computes). Its session's
+    timezone_abbreviations decided what the run made of report_time_zone 'EST' (a zone name
+    and an abbreviation): under 'Australia' a result of 20:00 UTC took the next day's date
+    (UTC+10), done_late instead of done_in_window. Such a name is refused where it enters, and
+    the names accepted date a result alike under every abbreviation set."""
+    source(db)
+    result(db, 1, 10, "2026-03-17 20:00:00+00")  # 15:00 in New York, the window's last day
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute("UPDATE pipeline.settings SET report_time_zone = 'EST'")
+    db.execute("UPDATE pipeline.settings SET report_time_zone = 'America/New_York'")
+    with connect(db_url, "pipeline_runner") as runner:
+        for abbreviations in ("Australia", "India", "Default"):
+            runner.execute(f"SET timezone_abbreviations = '{abbreviations}'")
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('manual', true)")
+            assert status_of(db, "2026-04-01") == ("done_in_window", date(2026, 3, 17)), abbreviations
 
 
 def test_the_reader_reads_adherence_and_the_view_but_still_not_the_source(db: Conn, db_url: str) -> None:

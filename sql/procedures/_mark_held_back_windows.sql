@@ -1,0 +1,35 @@
+-- Mark the window rows of the pairs held back now (pipeline.held_back_pair: all of them, or
+-- those this incremental run held back, pg_temp.run_held_back_change), so that adherence
+-- reports each such pair once, from held_back_pair, without comparing every window row with
+-- it; the run that loads the pair again writes its row unmarked (pg_temp.run_window). A pair
+-- held back is in the source: a row retired before (the pair had gone) is no longer retired.
+-- Run after the windows are written, not before: the two steps before read the patient
+-- journeys in statements of their own, and a milestone date the application corrects between
+-- them leaves a pair both held back and written unmarked, reported twice. Marked, it is
+-- reported held back once, and the next run (the correction queued it) loads it.
+CREATE OR REPLACE FUNCTION pipeline._mark_held_back_windows(p_scoped boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pipeline, pg_temp
+AS $$
+BEGIN
+    -- plpgsql_check cannot know the temp tables of the steps before: the pragma tells it (a no-op when run)
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back pipeline.held_back_reason, '
+            'schedule_id bigint, patient_journey_id bigint, activity_id bigint, milestone_slug text)';
+    UPDATE pipeline.patient_journey_schedule_window AS w
+    SET held_back = true, retired_at = NULL
+    FROM (SELECT x.patient_journey_id, x.activity_id FROM pg_temp.run_held_back_change AS x
+          WHERE p_scoped AND x.change = 1
+          UNION ALL
+          SELECT h.patient_journey_id, h.activity_id FROM pipeline.held_back_pair AS h WHERE NOT p_scoped) AS h
+    WHERE w.patient_journey_id = h.patient_journey_id AND w.activity_id = h.activity_id
+      AND (NOT w.held_back OR w.retired_at IS NOT NULL);
+END;
+$$;
+
+-- A step of the run, not for anyone to call.
+REVOKE ALL ON FUNCTION pipeline._mark_held_back_windows(boolean) FROM PUBLIC;
+
+COMMENT ON FUNCTION pipeline._mark_held_back_windows(boolean) IS
+    'Run step: marks held_back (and un-retires) the window rows of the pairs held back now (all, or those this '
+    'incremental run held back), after the windows are written.';
