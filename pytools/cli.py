@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from pytools import adherence, cron, demo, migrations, probes, report, runs
+from pytools import adherence, cron, demo, failure_log, migrations, probes, report, runs
 from pytools.config import hide, parse_url, resolve_database_url, secrets_of
 from pytools.db import connect_dicts, database_error
 from pytools.errors import ExitCode, UserError
@@ -174,9 +174,10 @@ ABOUT: dict[str, tuple[str, str, str]] = {
     ),
     "failures": (
         "Lists what is failing now (the failures of the latest finished run), of one run, or of every "
-        "retained run, with the pairs each holds back.",
+        "retained run, with the pairs each holds back; --log FILE appends the lines FILE lacks, as the "
+        "runs write them to the server log.",
         "a member of pipeline_reader",
-        "python -m pytools failures --all --format csv > failures.csv",
+        "python -m pytools failures --log failures.log",
     ),
     "check": (
         "A monitoring probe with the conventions of Nagios / Icinga plugins: one line "
@@ -295,6 +296,12 @@ def build_parser() -> Parser:
     p = sub.add_parser("failures", parents=[common, output], help="recent failures")
     p.add_argument("--run-id", type=_positive_int, help="failures of this run")
     p.add_argument("--all", action="store_true", help="every retained failure, not only the latest run's")
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        type=Path,
+        help="append to FILE, one line each, every retained failure it lacks (safe to repeat)",
+    )
     add_option(
         p, "--limit", env="PIPELINE_LIMIT", type=_positive_int, default=50, help="at most this many rows"
     )
@@ -533,6 +540,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_failures(args: argparse.Namespace) -> int:
+    if args.log is not None:
+        if args.run_id is not None or args.all:
+            raise UserError("--log writes every retained run's failures: leave out --run-id and --all")
+        _say(failure_log.describe(failure_log.append_failure_log(args.database_url, args.log), args.log))
+        return ExitCode.OK
     rows = runs.failures(args.database_url, run_id=args.run_id, all_runs=args.all, limit=args.limit)
     _print(rows, args.format)
     if len(rows) == args.limit and args.format == "table":

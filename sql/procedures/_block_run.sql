@@ -20,6 +20,7 @@ BEGIN
         rows_held_back = v_held_back,
         failures = (SELECT count(*) FROM pipeline.pipeline_failures AS f WHERE f.run_id = p_run_id)
     WHERE r.run_id = p_run_id;
+    PERFORM pipeline._log_failures(p_run_id);
 END;
 $$;
 

@@ -2,7 +2,8 @@
 -- recompute every pair (full), only the pairs they touched (incremental), or nothing (noop);
 -- log problems, upsert, purge, record the outcome. Any error rolls the work back (the queued
 -- changes included) and leaves one 'run' failure; should pipeline_failures refuse even that
--- row (disk full, a failing trigger), the run is still recorded as failed, saying so.
+-- row (disk full, a failing trigger), the run is still recorded as failed, saying so. Last, the
+-- run's failures go to the server log too (_log_failures).
 -- SECURITY DEFINER: the work runs with the owner's rights (every routine it calls pins
 -- search_path too), so the role running the pipeline needs no rights on its tables or on the
 -- source tables. It works only on a running run that this session began (_require_run), and
@@ -46,6 +47,7 @@ DECLARE
     ex_log_sqlstate text;
     ex_log_message text;
     v_logged integer := 0;
+    v_unlogged pipeline.pipeline_failures;
     v_execution record;
     v_finished timestamptz;
 BEGIN
@@ -116,6 +118,7 @@ BEGIN
             rows_held_back = v_held_back + v_written.rows_failed,
             failures = (SELECT count(*) FROM pipeline.pipeline_failures AS f WHERE f.run_id = p_run_id)
         WHERE r.run_id = p_run_id;
+        PERFORM pipeline._log_failures(p_run_id);  -- last: only what this transaction keeps
         PERFORM pg_advisory_unlock(v_execution.key1, v_execution.key2);
         RETURN 'succeeded';
     EXCEPTION WHEN OTHERS OR query_canceled THEN
@@ -147,6 +150,17 @@ BEGIN
                                             ex_log_message, ex_log_sqlstate)
                                 ELSE '' END
     WHERE r.run_id = p_run_id;
+    IF v_logged = 1 THEN
+        PERFORM pipeline._log_failures(p_run_id);
+    ELSE  -- the server log still gets the line that pipeline_failures refused
+        v_unlogged.run_id := p_run_id;
+        v_unlogged.failed_at := v_finished;
+        v_unlogged.stage := 'run';
+        v_unlogged.sqlstate := ex_sqlstate;
+        v_unlogged.error_message := ex_message;
+        v_unlogged.rows_held_back := 0;
+        RAISE LOG '%', pipeline.failure_log_line(to_jsonb(v_unlogged));
+    END IF;
     PERFORM pg_advisory_unlock(v_execution.key1, v_execution.key2);
     RETURN 'failed';
 END;

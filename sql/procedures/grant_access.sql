@@ -6,7 +6,8 @@
 --                    current_failures, pipeline_runs, and adherence: pipeline.adherence(date),
 --                    pipeline.activity_adherence and what the inlined function reads with the
 --                    caller's rights: the columns of held_back_pair it reports and
---                    settings.report_time_zone. Nothing else: not the source tables.
+--                    settings.report_time_zone; and pipeline.failure_log_line, the line
+--                    `failures --log` writes. Nothing else: not the source tables.
 -- Both also get USAGE on the schema and SELECT on yoyo's migration list, which the CLI reads
 -- to check that the schema is up to date. A role that does not exist is skipped (granted =
 -- false). Run by every migrate, as the owner; safe to repeat. Give these rights to other roles
@@ -50,6 +51,9 @@ BEGIN
             GRANT SELECT (report_time_zone) ON pipeline.settings TO pipeline_reader;
         END IF;
         GRANT EXECUTE ON FUNCTION pipeline.adherence(date) TO pipeline_reader;
+        -- `failures --log` writes the lines the runs write to the server log
+        GRANT EXECUTE ON FUNCTION pipeline.failure_log_line(jsonb),
+                                  pipeline._log_text(text, integer) TO pipeline_reader;
         IF to_regclass('pipeline._yoyo_migration') IS NOT NULL THEN
             GRANT SELECT ON pipeline._yoyo_migration TO pipeline_reader;
         END IF;

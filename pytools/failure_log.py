@@ -1,0 +1,117 @@
+"""`failures --log FILE`: the original pipeline's failures.log, rebuilt from pipeline_failures.
+
+FILE gets one line per failure, the line each run also writes to the server log
+(pipeline.failure_log_line, starting `pipeline_failure run_id=N failure_id=M `), in run order.
+Safe to repeat, from a cron line or after every `run-now`: a failure whose line FILE holds
+already is never written again (failure ids are never reused), and an exclusive lock on FILE
+keeps two writers at once apart. Lines that are not ours are left alone and ignored.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+
+from pytools.db import Target, using
+from pytools.errors import UserError
+from pytools.migrations import require_migrated
+
+_OURS = re.compile(rb"^pipeline_failure run_id=(\d+) failure_id=(\d+) ")
+# Streamed: years of retained failures need not fit in memory at once.
+_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Appended:
+    lines: int  # failures written now
+    runs: int  # runs they belong to
+    already: int  # retained failures FILE held already
+
+
+def _logged_ids(handle: IO[bytes], oldest: int) -> set[int]:
+    """Failure ids of FILE's complete lines (a line cut by a crash counts as missing), from
+    `oldest` on: lines of purged runs can never be asked for again."""
+    handle.seek(0)
+    ids: set[int] = set()
+    for line in handle:
+        match = _OURS.match(line)
+        if match and line.endswith(b"\n") and int(match[2]) >= oldest:
+            ids.add(int(match[2]))
+    return ids
+
+
+def _ends_mid_line(handle: IO[bytes]) -> bool:
+    size = handle.seek(0, os.SEEK_END)
+    if size == 0:
+        return False
+    handle.seek(size - 1)
+    return handle.read(1) != b"\n"
+
+
+def _open_locked(path: Path) -> IO[bytes]:
+    try:
+        handle = path.open("a+b")
+    except IsADirectoryError:
+        raise UserError(f"cannot write the failures log {path}: it is a directory; name a file") from None
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the failures log {path}: {exc.strerror}; name a file this user may write"
+        ) from None
+    fcntl.flock(handle, fcntl.LOCK_EX)  # held until the handle closes
+    return handle
+
+
+def append_failure_log(target: Target, path: Path) -> Appended:
+    """Append to `path` the lines of every retained failure it lacks; what was written."""
+    with using(target) as conn:
+        require_migrated(conn)  # before FILE is created
+        row = conn.execute("SELECT min(failure_id) AS oldest FROM pipeline.pipeline_failures").fetchone()
+        with _open_locked(path) as handle:
+            if row is None or row["oldest"] is None:
+                return Appended(0, 0, 0)
+            logged = _logged_ids(handle, int(row["oldest"]))
+            try:
+                return _append_missing(conn, handle, logged, _ends_mid_line(handle))
+            except OSError as exc:  # disk full, say: what was written stays; the next call completes it
+                raise UserError(f"writing the failures log {path} failed: {exc.strerror}") from None
+
+
+def _append_missing(
+    conn: psycopg.Connection[dict[str, Any]], handle: IO[bytes], logged: set[int], cut: bool
+) -> Appended:
+    lines = already = 0
+    runs: set[int] = set()
+    with conn.transaction(), conn.cursor(name="failure_log") as cursor:
+        cursor.itersize = _BATCH
+        cursor.execute(
+            "SELECT f.run_id, f.failure_id, pipeline.failure_log_line(to_jsonb(f)) AS line "
+            "FROM pipeline.pipeline_failures AS f ORDER BY f.run_id, f.failure_id"
+        )
+        for failure in cursor:
+            if failure["failure_id"] in logged:
+                already += 1
+                continue
+            if cut:  # a line cut short by a crash ends here; ours start on their own
+                handle.write(b"\n")
+                cut = False
+            handle.write(failure["line"].encode("utf-8") + b"\n")
+            lines += 1
+            runs.add(failure["run_id"])
+    handle.flush()
+    os.fsync(handle.fileno())
+    return Appended(lines, len(runs), already)
+
+
+def describe(appended: Appended, path: Path) -> str:
+    if appended.lines == 0:
+        return f"{path}: nothing to add ({appended.already} retained failures are there already)"
+    return (
+        f"appended {appended.lines} failures of {appended.runs} runs to {path} "
+        f"({appended.already} retained failures were there already)"
+    )

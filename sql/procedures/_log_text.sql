@@ -1,0 +1,32 @@
+-- A text for a log line (pipeline.failure_log_line): a JSON string, cut to p_max characters,
+-- with every character that could end the line, forge another one or act on a terminal
+-- written as an escape: C0 controls as JSON writes them (\n, \u001b), and DEL, C1 controls,
+-- bidi and invisible format characters (U+202E) and line separators (U+2028) as \uXXXX, so a
+-- JSON or logfmt reader gets the text back; tag characters (U+E0000..) become U+FFFD. NULL
+-- stays NULL. The texts come from the source tables' owner and from error messages.
+CREATE OR REPLACE FUNCTION pipeline._log_text(p_text text, p_max integer)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN q.v !~ '[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]'
+            THEN q.v
+        ELSE (SELECT string_agg(CASE
+                    WHEN c.ch ~ '[\U000e0000-\U000e007f]' THEN '\ufffd'
+                    WHEN c.ch ~ '[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]'
+                        THEN '\u' || lpad(to_hex(ascii(c.ch)), 4, '0')
+                    ELSE c.ch END, '' ORDER BY c.n)
+              FROM regexp_split_to_table(q.v, '') WITH ORDINALITY AS c(ch, n))
+    END
+    FROM (SELECT to_json(CASE WHEN length(p_text) > p_max THEN left(p_text, p_max - 3) || '...'
+                              ELSE p_text END)::text AS v) AS q
+$$;
+
+REVOKE ALL ON FUNCTION pipeline._log_text(text, integer) FROM PUBLIC;
+
+COMMENT ON FUNCTION pipeline._log_text(text, integer) IS
+    'A text for a log line: a JSON string cut to p_max characters, line breaks, controls and bidi or invisible '
+    'format characters escaped (\uXXXX), so it can neither end the line nor act on a terminal.';
