@@ -25,7 +25,7 @@ from psycopg.rows import dict_row, tuple_row
 
 PASSWORD_METHODS = ("md5", "scram-sha-256", "password")
 LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
-FAILS = 'pg_cron\'s executions of the job will fail with "connection failed" and leave no run'
+FAILS = 'every execution of the job will fail with "connection failed", leaving no run'
 RELOAD = "then SELECT pg_reload_conf()"
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -209,7 +209,7 @@ def _pgpass(facts: Facts) -> str:
 def _trust_fix(facts: Facts, verdicts: Sequence[Verdict]) -> str:
     above = sorted({v.rule.line_number for v in verdicts if v.rule is not None})
     where = f" above line {above[0]}" if above else ""
-    return f"add {_trust_lines(facts, verdicts)} to {facts.hba_file}{where}, {RELOAD}"
+    return f"add {_trust_lines(facts, verdicts)} to it{where}, {RELOAD}"
 
 
 def _judge(facts: Facts, verdicts: Sequence[Verdict]) -> Finding | None:
@@ -229,7 +229,8 @@ def _judge(facts: Facts, verdicts: Sequence[Verdict]) -> Finding | None:
             f"no line of {facts.hba_file} matches {who}: {FAILS}; fix: {_trust_fix(facts, verdicts)} "
             "(README, Roles: or a password and .pgpass)",
         )
-    line = f"line {rule.line_number} of {facts.hba_file}"
+    numbers = sorted({v.rule.line_number for v in verdicts if v.rule is not None})
+    line = f"{facts.hba_file} (line{'s' if numbers[1:] else ''} {', '.join(map(str, numbers))})"
     method = rule.auth_method or "?"
     if method == "reject":
         return Finding("warning", f"{line} rejects {who}: {FAILS}; fix: {_trust_fix(facts, verdicts)}")
@@ -361,7 +362,13 @@ def _worst(facts: Facts, addresses: Sequence[IPAddress | None]) -> Finding | Non
     finding, verdict = max(judged, key=lambda pair: _severity(pair[0]))
     if finding is None or verdict is None:
         return finding
-    alike = [v for f, v in judged if v and f and f.kind == finding.kind and v.rule == verdict.rule]
+
+    def key(found: Finding | None, decided: Verdict | None) -> tuple[str, str | None] | None:
+        if found is None or decided is None:
+            return None
+        return found.kind, decided.rule.auth_method if decided.rule else None
+
+    alike = [v for f, v in judged if v is not None and key(f, v) == key(finding, verdict)]
     return _judge(facts, alike)
 
 
