@@ -235,6 +235,13 @@ def _judge(facts: Facts, verdicts: Sequence[Verdict]) -> Finding | None:
     if method == "reject":
         return Finding("warning", f"{line} rejects {who}: {FAILS}; fix: {_trust_fix(facts, verdicts)}")
     if method == "trust":
+        certs = [o for o in rule.options if o.startswith("clientcert=")]
+        if certs:  # a client certificate, which pg_cron's libpq finds only in the server account's home
+            return Finding(
+                "note",
+                f"{line} trusts {who} only with a client certificate ({certs[0]}): schedule cannot tell "
+                "whether the server's OS account has one in ~/.postgresql/",
+            )
         return None
     if method in PASSWORD_METHODS:
         if not facts.has_password:

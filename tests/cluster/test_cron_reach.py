@@ -133,6 +133,13 @@ def test_ssl_picks_hostssl_lines_and_a_refusal_over_ssl_is_retried_without() -> 
         ),
         ((_rule(3, "local", "peer", options=("map=cron",)),), {"host": "/run/pg"}, "note", "map=cron"),
         ((_rule(3, "host", "ldap"),), {}, "note", "ldap"),
+        (
+            (_rule(3, "hostssl", "trust", options=("clientcert=verify-ca",)),),
+            {"ssl": True},
+            "note",
+            "clientcert",
+        ),
+        ((SCRAM_V4,), {"role": "Night Runner"}, "warning", '`host clinic "Night Runner" 127.0.0.1/32 trust`'),
         ((_rule(3, "host", "trust"),), {"may_connect": False}, "warning", "GRANT CONNECT"),
         ((_rule(3, "host", "trust"),), {"hba_changed": True}, "note", "pg_reload_conf()"),
         ((HbaRule(7, None, error="invalid authentication method"),), {}, "note", "line 7"),
