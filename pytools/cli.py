@@ -406,9 +406,9 @@ def _print(rows: Sequence[dict[str, Any]], fmt: str) -> None:
     print(report.render(rows, fmt, terminal=sys.stdout.isatty()))
 
 
-def _say(line: str) -> None:
-    """A line that quotes the database (role, table or job names): controls escaped."""
-    print(escape_controls(line))
+def _say(line: str, *, err: bool = False) -> None:
+    """A line that quotes the database (role, table or job names): controls escaped; on stderr if `err`."""
+    print(escape_controls(line), file=sys.stderr if err else sys.stdout)
 
 
 def _capture_warnings(role: str, unwatched: list[tuple[str, str]]) -> list[str]:
@@ -490,10 +490,12 @@ def _job_name(args: argparse.Namespace) -> str:
 
 
 def _cmd_schedule(args: argparse.Namespace) -> int:
-    job, run_as = cron.schedule_as(args.database_url, args.cron, _job_name(args), args.run_as)
+    job, run_as, reach = cron.schedule_as(args.database_url, args.cron, _job_name(args), args.run_as)
     _print([vars(job)], args.format)
     if args.format == "table":  # json and csv carry it in the username field
         _say(f"the job runs as role {job.username} ({run_as.why})")
+    if reach is not None:  # json and csv: on stderr, so that stdout stays parseable and it is still seen
+        _say(reach.line(), err=args.format != "table")
     return ExitCode.OK
 
 

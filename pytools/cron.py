@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from pytools import cron_reach
 from pytools.config import database_name, with_database
 from pytools.db import Target, connect_dicts, database_error, using
 from pytools.errors import ExitCode, UserError
@@ -269,8 +270,11 @@ def schedule(url: str, cron_expr: str, job_name: str, run_as: str | None = None)
     return schedule_as(url, cron_expr, job_name, run_as)[0]
 
 
-def schedule_as(url: str, cron_expr: str, job_name: str, run_as: str | None = None) -> tuple[Job, RunAs]:
-    """Create or update the job, running as `run_as` or the role choose_run_as picks.
+def schedule_as(
+    url: str, cron_expr: str, job_name: str, run_as: str | None = None
+) -> tuple[Job, RunAs, cron_reach.Finding | None]:
+    """Create or update the job, running as `run_as` or the role choose_run_as picks; and whether
+    pg_cron will be able to connect as that role (cron_reach: a warning or a note, None if so).
 
     One connection to the pipeline's database, and a second to pg_cron's only when pg_cron
     lives in another database (cron.database_name).
@@ -303,12 +307,13 @@ def schedule_as(url: str, cron_expr: str, job_name: str, run_as: str | None = No
         except psycopg.Error as exc:
             raise database_error("scheduling the pg_cron job", exc) from None
         job = find_job(conn, job_name)
-    if job is None:  # e.g. row-level security on cron.job hides jobs of other users
-        raise UserError(
-            f"pg_cron accepted job {job_name!r} but cron.job does not show it to this user",
-            ExitCode.DATABASE_ERROR,
-        )
-    return job, choice
+        if job is None:  # e.g. row-level security on cron.job hides jobs of other users
+            raise UserError(
+                f"pg_cron accepted job {job_name!r} but cron.job does not show it to this user",
+                ExitCode.DATABASE_ERROR,
+            )
+        reach = cron_reach.check(target, job.username, job.database)
+    return job, choice, reach
 
 
 def unschedule(url: str, job_name: str) -> bool:

@@ -248,6 +248,7 @@ def test_schedule_runs_the_job_as_pipeline_runner_and_says_so(
 ) -> None:
     out = assert_ok(cli("schedule", "--job-name", job, env=clean_env(install.url), cwd=tmp_path))
     assert "the job runs as role pipeline_runner (the default: role pipeline_runner exists)" in out
+    assert "warning:" not in out and "note:" not in out  # pg_cron comes in through the trusted socket
     [row] = cron_jobs(server, job)
     assert row["username"] == "pipeline_runner" and row["database"] == install.dbname
 
