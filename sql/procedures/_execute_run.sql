@@ -91,6 +91,13 @@ BEGIN
             PERFORM pipeline._parse_schedules();
             IF v_scoped THEN
                 PERFORM pipeline._build_scope();
+                -- changes that reach most of the source (an application's UPDATE of every row)
+                -- cost a full run less than an incremental one
+                IF pipeline._scope_is_large() THEN
+                    v_scoped := false;
+                    v_mode := 'full';
+                    SET LOCAL random_page_cost TO DEFAULT;  -- _build_scope's, for a small scope
+                END IF;
             END IF;
             PERFORM pipeline._prepare_candidates(v_scoped);
             v_held_back := pipeline._record_held_back(p_run_id, v_scoped);

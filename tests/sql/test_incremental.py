@@ -203,6 +203,52 @@ def test_changes_that_bypass_or_outgrow_the_queue_make_a_full_run(db, db_url, by
     assert run(db)["mode"] == "full"
 
 
+@pytest.mark.parametrize("analysed", [False, True])
+def test_changes_that_reach_most_of_the_source_make_a_full_run_and_a_few_an_incremental_one(db, analysed):
+    """An application statement that rewrites every patient journey (values unchanged), or one
+    that edits most schedules, would cost an incremental run more than a full one: past 40% of
+    the patient journeys or of the activities, in a database of 10,000 or more journeys, the run
+    is full. Whether the planner's row estimates exist (analysed) or not (counted)."""
+    insert(db, "schedule", ["id", "slug"], [(i, "4d-2d-pre-op") for i in range(1, 6)])
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(i, f"a{i}", i) for i in range(1, 6)])
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, i) for i in range(1, 6)])
+    db.execute(
+        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+        "SELECT g, g, 1, date '2026-03-01' + g % 30 FROM generate_series(1, 10000) AS g"
+    )
+    if analysed:
+        db.execute("ANALYZE public.patient_journey, public.activity")
+    assert run(db)["mode"] == "full"
+
+    db.execute("UPDATE public.patient_journey SET operation_date = operation_date")
+    same = run(db)
+    assert (same["mode"], same["rows_updated"]) == ("full", 0)
+    reschedule = (
+        "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' WHERE id <= %s"
+    )
+    db.execute(reschedule, (3900,))
+    assert (run(db)["mode"], latest_updates(db)) == ("incremental", 3900 * 5)
+    db.execute(reschedule, (4100,))
+    assert (run(db)["mode"], latest_updates(db)) == ("full", 4100 * 5)
+    db.execute("UPDATE public.schedule SET slug = '5d-2d-pre-op' WHERE id <= 2")
+    assert run(db)["mode"] == "incremental"
+    db.execute("UPDATE public.schedule SET slug = '6d-2d-pre-op' WHERE id <= 3")
+    assert run(db)["mode"] == "full"
+    db.execute("TRUNCATE public.patient_journey")  # a small database: every run stays incremental
+    db.execute("INSERT INTO public.patient_journey (id, patient_id, journey_id) VALUES (1, 1, 1)")
+    run(db)
+    db.execute("UPDATE public.patient_journey SET operation_date = date '2026-04-01'")
+    if analysed:
+        db.execute("ANALYZE public.patient_journey")
+    assert run(db)["mode"] == "incremental"
+
+
+def latest_updates(db):
+    return db.execute(
+        "SELECT rows_updated FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()["rows_updated"]
+
+
 def test_migrate_reinstalls_missing_triggers(db, db_url):
     from pytools.migrations import migrate
 
