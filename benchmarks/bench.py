@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import dba_alternative
 import psycopg
 from common import HERE, WINDOW, bench_server, fresh_database, log, machine, one_journey_adherence_s
 
@@ -88,36 +89,110 @@ def measure_ours(url: str) -> dict[str, float]:
         results["noop_s"] = median_of(lambda: None, lambda: call_run(conn))
         log(f"  no-op run: {results['noop_s'] * 1000:.0f} ms")
 
-        change = iter(range(1, 2 * REPEAT + 1))
+        changes = iter(range(1, 99))
 
-        def small_change(edit_slug: bool) -> None:
-            step = next(change)
-            conn.execute(
-                "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' "
-                "WHERE id %% 100 = %s",
-                (step,),
-            )
-            first = JOURNEYS + step * 1000
-            conn.execute(
-                "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
-                "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 "
-                "FROM generate_series(%s::int, %s::int) AS n",
-                (first, first + 99),
-            )
-            if edit_slug:
-                conn.execute(
-                    "UPDATE public.schedule SET slug = CASE WHEN slug = '4d-2d-pre-op' THEN '5d-2d-pre-op' "
-                    "ELSE '4d-2d-pre-op' END WHERE id = 1"
-                )
-
-        results["small_change_s"] = median_of(lambda: small_change(True), lambda: call_run(conn))
+        results["small_change_s"] = median_of(
+            lambda: small_change(conn, next(changes), True), lambda: call_run(conn)
+        )
         log(f"  small change: {results['small_change_s'] * 1000:.0f} ms")
         # The same without the slug edit, which alone rewrites every pair of one activity.
-        results["small_change_no_slug_s"] = median_of(lambda: small_change(False), lambda: call_run(conn))
+        results["small_change_no_slug_s"] = median_of(
+            lambda: small_change(conn, next(changes), False), lambda: call_run(conn)
+        )
         log(f"  small change without the slug edit: {results['small_change_no_slug_s'] * 1000:.0f} ms")
+        results.update(measure_update_limit(conn, next(changes)))
+        results.update(measure_unchanged_full_run(conn))
+        results.update(
+            dba_alternative.measure_view(conn, median_of, lambda: small_change(conn, next(changes), True))
+        )
+        log(f"  materialized view: full {results['mv_full_s']:.2f} s, no-op {results['mv_noop_s']:.2f} s, "
+            f"small change {results['mv_small_change_s']:.2f} s, {results['mv_rows']:,.0f} rows")  # fmt: skip
         results.update(measure_adherence(conn, url))
         results.update(measure_trigger_cost(conn))
     return results
+
+
+def small_change(conn: psycopg.Connection[Any], step: int, edit_slug: bool) -> None:
+    """1% of the patient journeys rescheduled (a different 1% each step), 100 new ones, and
+    with `edit_slug` one schedule's slug edited (every pair of its activities changes)."""
+    conn.execute(
+        "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' "
+        "WHERE id %% 100 = %s",
+        (step,),
+    )
+    first = JOURNEYS + step * 1000
+    conn.execute(
+        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+        "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 FROM generate_series(%s::int, %s::int) AS n",
+        (first, first + 99),
+    )
+    if edit_slug:
+        conn.execute(
+            "UPDATE public.schedule SET slug = CASE WHEN slug = '4d-2d-pre-op' THEN '5d-2d-pre-op' "
+            "ELSE '4d-2d-pre-op' END WHERE id = 1"
+        )
+
+
+def measure_update_limit(conn: psycopg.Connection[Any], step: int) -> dict[str, float]:
+    """The update limit of one small change: on a copy of the window table with the same
+    indexes, an UPDATE of exactly the rows the run changed to their new values, from a
+    precomputed table, plus an INSERT of the rows it added; beside the run itself."""
+    conn.execute(f"CREATE TABLE bench_copy (LIKE {WINDOW} INCLUDING ALL)")
+    conn.execute(f"INSERT INTO bench_copy SELECT * FROM {WINDOW}")
+    conn.execute("VACUUM ANALYZE bench_copy")
+    small_change(conn, step, True)
+    started = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+    run_s = timed(lambda: call_run(conn))
+    conn.execute(
+        f"CREATE TABLE bench_changed AS SELECT * FROM {WINDOW} WHERE updated_at >= %s AND inserted_at < %s",
+        (started, started),
+    )
+    conn.execute(f"CREATE TABLE bench_new AS SELECT * FROM {WINDOW} WHERE inserted_at >= %s", (started,))
+    conn.execute("ANALYZE bench_changed, bench_new")
+    columns = [
+        row[0]
+        for row in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'bench_copy'::regclass AND attnum > 0 "
+            "AND NOT attisdropped AND attname NOT IN ('patient_journey_id', 'activity_id') ORDER BY attnum"
+        )
+    ]
+    assignments = ", ".join(f"{c} = n.{c}" for c in columns)
+
+    def limit() -> None:
+        with conn.transaction(force_rollback=True):
+            conn.execute(
+                f"UPDATE bench_copy AS c SET {assignments} FROM bench_changed AS n "
+                "WHERE c.patient_journey_id = n.patient_journey_id AND c.activity_id = n.activity_id"
+            )
+            conn.execute("INSERT INTO bench_copy SELECT * FROM bench_new")
+
+    limit_s = median_of(lambda: None, limit)
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM bench_changed), (SELECT count(*) FROM bench_new)"
+    ).fetchone()
+    conn.execute("DROP TABLE bench_copy, bench_changed, bench_new")
+    log(f"  update limit of a small change: {limit_s * 1000:.0f} ms ({counts[0]:,} rows updated, "  # type: ignore[index]
+        f"{counts[1]:,} inserted); that run: {run_s * 1000:.0f} ms")  # type: ignore[index]  # fmt: skip
+    return {"update_limit_s": limit_s, "update_limit_run_s": run_s}
+
+
+def measure_unchanged_full_run(conn: psycopg.Connection[Any]) -> dict[str, float]:
+    """A full run over the loaded table when nothing changed (it writes nothing), beside the
+    candidate query alone: what pipeline.preview_run() prepares, counted."""
+    call_run(conn)  # nothing queued after this
+
+    def candidates() -> None:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL jit = off")
+            conn.execute("SELECT pipeline.preview_run()")
+            conn.execute("SELECT count(*) FROM pg_temp.run_window").fetchall()
+
+    candidates_s = median_of(lambda: None, candidates)
+    full_s = median_of(lambda: None, lambda: call_run(conn, full=True))
+    log(
+        f"  full run over the unchanged table: {full_s:.2f} s; the candidate query alone {candidates_s:.2f} s"
+    )
+    return {"unchanged_full_run_s": full_s, "candidates_s": candidates_s}
 
 
 def measure_adherence(conn: psycopg.Connection[Any], url: str) -> dict[str, float]:
@@ -210,6 +285,18 @@ def main() -> int:
          f"{big['small_change_s'] / full:.3f}x the full load (target < 1 s)"),
         ("  the same without the slug edit", f"{big['small_change_no_slug_s'] * 1000:.0f} ms",
          f"{big['small_change_no_slug_s'] / full:.3f}x the full load"),
+        ("small change run, measured beside its limit", f"{big['update_limit_run_s'] * 1000:.0f} ms",
+         f"{big['update_limit_run_s'] / big['update_limit_s']:.2f}x the update limit (target <= 1.5x)"),
+        ("  update limit: UPDATE + INSERT of the changes", f"{big['update_limit_s'] * 1000:.0f} ms", "1.00x"),
+        ("full run over the unchanged table", f"{big['unchanged_full_run_s']:.2f} s",
+         f"{big['unchanged_full_run_s'] / big['candidates_s']:.2f}x the candidate query (target <= 1.2x)"),
+        ("  the candidate query alone", f"{big['candidates_s']:.2f} s", "1.00x"),
+        ("materialized view: full load (REFRESH)", f"{big['mv_full_s']:.2f} s",
+         f"ours {full / big['mv_full_s']:.2f}x its time"),
+        ("materialized view: no-op REFRESH CONCURRENTLY", f"{big['mv_noop_s'] * 1000:.0f} ms",
+         f"ours {big['noop_s'] / big['mv_noop_s']:.4f}x its time"),
+        ("materialized view: small change, CONCURRENTLY", f"{big['mv_small_change_s'] * 1000:.0f} ms",
+         f"ours {big['small_change_s'] / big['mv_small_change_s']:.3f}x its time"),
         (f"old approach, N={OLD_JOURNEYS:,}", f"{old_rate:,.0f} rows/s", "1.00x"),
         (f"ours, N={OLD_JOURNEYS:,}", f"{ours_rate:,.0f} rows/s",
          f"{ours_rate / old_rate:.1f}x the old approach (target >= 15x)"),
