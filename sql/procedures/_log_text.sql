@@ -12,12 +12,12 @@ PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
-        WHEN q.v !~ '[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]'
+        WHEN q.v !~ E'[\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff\\ufff9-\\ufffb\\U000e0000-\\U000e007f]'
             THEN q.v
         ELSE (SELECT string_agg(CASE
-                    WHEN c.ch ~ '[\U000e0000-\U000e007f]' THEN '\ufffd'
-                    WHEN c.ch ~ '[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]'
-                        THEN '\u' || lpad(to_hex(ascii(c.ch)), 4, '0')
+                    WHEN c.ch ~ E'[\\U000e0000-\\U000e007f]' THEN E'\\ufffd'
+                    WHEN c.ch ~ E'[\\u007f-\\u009f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff\\ufff9-\\ufffb]'
+                        THEN E'\\u' || lpad(to_hex(ascii(c.ch)), 4, '0')
                     ELSE c.ch END, '' ORDER BY c.n)
               FROM regexp_split_to_table(q.v, '') WITH ORDINALITY AS c(ch, n))
     END
@@ -29,4 +29,4 @@ REVOKE ALL ON FUNCTION pipeline._log_text(text, integer) FROM PUBLIC;
 
 COMMENT ON FUNCTION pipeline._log_text(text, integer) IS
     'A text for a log line: a JSON string cut to p_max characters, line breaks, controls and bidi or invisible '
-    'format characters escaped (\uXXXX), so it can neither end the line nor act on a terminal.';
+    'format characters escaped (as JSON does), so it can neither end the line nor act on a terminal.';
