@@ -5,6 +5,7 @@
 -- byte (COLLATE "C"): a nondeterministic collation of the tables' owner could call two
 -- different slugs equal. NULL when one of them is missing or lacks the built-in type it must
 -- have, whose comparison could run the owner's operator: the caller then queues every key.
+-- Called by a capture trigger on application writes: its search_path leaves schema pipeline out.
 CREATE OR REPLACE FUNCTION pipeline._compared_columns(p_table regclass)
 RETURNS text
 LANGUAGE plpgsql
@@ -18,10 +19,13 @@ BEGIN
         FROM pipeline._source_columns() AS s
         WHERE to_regclass(s.table_name) = p_table
         UNION
-        -- usable: of type date or timestamp, exactly (a run reads no other)
-        SELECT c.date_column, true, false
-        FROM pipeline._milestone_date_columns() AS c
-        WHERE p_table = to_regclass('public.patient_journey') AND c.usable AND c.date_column IS NOT NULL
+        -- the milestone date columns a run reads: of type date or timestamp, exactly (as
+        -- pipeline._milestone_date_columns has it, whose search_path a capture trigger avoids)
+        SELECT m.date_column, true, false
+        FROM pipeline.milestone AS m
+        JOIN pg_attribute AS att ON att.attrelid = p_table AND att.attname = m.date_column
+        WHERE p_table = to_regclass('public.patient_journey') AND att.attnum > 0 AND NOT att.attisdropped
+          AND att.atttypid IN ('date'::regtype, 'timestamp'::regtype)
     )
     SELECT CASE WHEN bool_and(w.fits)
                 THEN string_agg(format(CASE WHEN w.bytewise THEN '%I COLLATE "C"' ELSE '%I' END, w.column_name),
