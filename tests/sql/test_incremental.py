@@ -205,8 +205,8 @@ def test_changes_that_bypass_or_outgrow_the_queue_make_a_full_run(db, db_url, by
 
 @pytest.mark.parametrize("analysed", [False, True])
 def test_changes_that_reach_most_of_the_source_make_a_full_run_and_a_few_an_incremental_one(db, analysed):
-    """An application statement that rewrites every patient journey (values unchanged), or one
-    that edits most schedules, would cost an incremental run more than a full one: past 40% of
+    """An application statement that reschedules every patient journey, or one that edits most
+    schedules, would cost an incremental run more than a full one: past 40% of
     the patient journeys or of the activities, in a database of 10,000 or more journeys, the run
     is full. Whether the planner's row estimates exist (analysed) or not (counted)."""
     insert(db, "schedule", ["id", "slug"], [(i, "4d-2d-pre-op") for i in range(1, 6)])
@@ -220,9 +220,9 @@ def test_changes_that_reach_most_of_the_source_make_a_full_run_and_a_few_an_incr
         db.execute("ANALYZE public.patient_journey, public.activity")
     assert run(db)["mode"] == "full"
 
-    db.execute("UPDATE public.patient_journey SET operation_date = operation_date")
-    same = run(db)
-    assert (same["mode"], same["rows_updated"]) == ("full", 0)
+    db.execute("UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day'")
+    every = run(db)
+    assert (every["mode"], every["rows_updated"]) == ("full", 10000 * 5)
     reschedule = (
         "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' WHERE id <= %s"
     )
@@ -247,6 +247,65 @@ def latest_updates(db):
     return db.execute(
         "SELECT rows_updated FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
     ).fetchone()["rows_updated"]
+
+
+def queued_keys(db, kind):
+    rows = db.execute("SELECT keys FROM pipeline.change_queue WHERE kind = %s", (kind,)).fetchall()
+    return sorted(key for row in rows for key in row["keys"])
+
+
+def test_a_statement_that_rewrites_many_rows_queues_only_those_whose_read_columns_changed(db):
+    """An application's UPDATE of every row that changes nothing a run reads (here the same
+    operation dates) costs the next run nothing: it queues no key, and the run is a no-op. One
+    that changes three of 2,000 rows queues those three (old and new key), not 2,000."""
+    insert(db, "schedule", ["id", "slug"], [(1, "4d-2d-pre-op")])
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1)])
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 1)])
+    db.execute(
+        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date, consent_date) "
+        "SELECT g, g, 1, date '2026-03-01' + g % 30, NULL FROM generate_series(1, 2000) AS g"
+    )
+    run(db)
+    db.execute(
+        "UPDATE public.patient_journey SET operation_date = operation_date, consent_date = consent_date"
+    )
+    assert queued_keys(db, "patient_journey") == []
+    assert run(db)["mode"] == "noop"
+    db.execute(
+        "UPDATE public.patient_journey SET operation_date = "
+        "CASE WHEN id <= 3 THEN operation_date + interval '1 day' ELSE operation_date END"
+    )
+    assert queued_keys(db, "patient_journey") == [1, 1, 2, 2, 3, 3]
+    ran = run(db)
+    assert (ran["mode"], ran["rows_updated"]) == ("incremental", 3)
+
+
+def test_rows_compared_byte_for_byte_and_only_on_built_in_types(db):
+    """Actor: the source tables' owner. A slug column under a case-insensitive collation still
+    has a change of case seen (compared COLLATE "C"); a compared column of the owner's type (an
+    enum, whose comparison is not the catalog's) is never compared: every key is queued."""
+    if db.execute("SELECT FROM pg_collation WHERE collname = 'und-x-icu'").fetchone() is None:
+        pytest.skip("this PostgreSQL has no ICU")
+    db.execute(
+        "CREATE COLLATION public.pjp_nocase "
+        "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+    )
+    db.execute("ALTER TABLE public.schedule ALTER COLUMN slug TYPE text COLLATE public.pjp_nocase")
+    insert(db, "schedule", ["id", "slug"], [(i, "4D-2D-PRE-OP") for i in range(1, 1201)])
+    db.execute("DELETE FROM pipeline.change_queue")  # the insert's keys
+    db.execute("UPDATE public.schedule SET slug = CASE WHEN id = 7 THEN lower(slug) ELSE slug END")
+    assert queued_keys(db, "schedule") == [7, 7]
+
+    db.execute("DELETE FROM pipeline.change_queue")
+    db.execute("CREATE TYPE public.pjp_slug AS ENUM ('x', 'y')")
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(i, "x", 1) for i in range(1, 1201)])
+    db.execute(
+        "ALTER TABLE public.activity ALTER COLUMN content_slug TYPE public.pjp_slug "
+        "USING content_slug::public.pjp_slug"
+    )
+    db.execute("DELETE FROM pipeline.change_queue")
+    db.execute("UPDATE public.activity SET content_slug = content_slug")
+    assert queued_keys(db, "activity") == sorted(list(range(1, 1201)) * 2)
 
 
 def test_migrate_reinstalls_missing_triggers(db, db_url):
