@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.helpers.cli import USAGE, assert_ok, assert_one_error_line, clean_env, cli
-from tests.helpers.databases import with_params
+from tests.helpers.databases import connect, with_params
 from tests.helpers.pipeline import DISK_FULL, insert, one_journey, run
 
 PREFIX = "pipeline_failure run_id="
@@ -111,6 +111,36 @@ def test_a_failed_run_logs_its_run_failure_even_when_pipeline_failures_refuses_i
     run_id = failed["run_id"] + 1
     assert len(unlogged) == 1 and unlogged[0].startswith(f"{PREFIX}{run_id} failure_id= "), unlogged
     assert "stage=run" in unlogged[0] and "slug" in unlogged[0]
+
+
+def test_a_runner_that_asks_for_log_messages_gets_no_failure_line_of_the_server_log(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    """Actor: pipeline_runner (must never read the source tables, may not read failures). A
+    session of its own may set client_min_messages = debug5: the runs' failure lines, which
+    quote slugs, still go to the server log only, the run failure that pipeline_failures
+    refused too; the run's own notice still reaches it."""
+    log = server_log(db)
+    token = uuid.uuid4().hex
+    one_journey(db, slug=f"secret-{token}")
+    messages: list[str] = []
+    with connect(db_url, user="pipeline_runner") as runner:
+        runner.add_notice_handler(lambda diag: messages.append(f"{diag.severity}: {diag.message_primary}"))
+        runner.execute("SET client_min_messages = debug5")
+        start = log.stat().st_size
+        runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+        db.execute("ALTER TABLE public.schedule RENAME COLUMN slug TO slug_text")
+        db.execute(DISK_FULL)
+        db.execute(
+            "CREATE TRIGGER pjp_disk_full BEFORE INSERT ON pipeline.pipeline_failures "
+            "FOR EACH ROW EXECUTE FUNCTION public.pjp_disk_full()"
+        )
+        with pytest.raises(psycopg.errors.ExternalRoutineException):
+            runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+    assert any(m.startswith("NOTICE: pipeline run ") for m in messages), messages
+    assert not [m for m in messages if PREFIX in m or token in m]
+    lines = [line for line in logged_lines(log, start) if line.startswith(PREFIX)]
+    assert len(lines) == 2 and token in lines[0] and "stage=run" in lines[1], lines
 
 
 @pytest.fixture
