@@ -6,6 +6,7 @@ lines, never one twice."""
 from __future__ import annotations
 
 import fcntl
+import os
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 
 from tests.helpers.cli import USAGE, assert_ok, assert_one_error_line, clean_env, cli
-from tests.helpers.databases import connect, with_params
+from tests.helpers.databases import TEMPLATE, connect, create_database, drop_database, with_params
 from tests.helpers.pipeline import DISK_FULL, insert, one_journey, run
 
 PREFIX = "pipeline_failure run_id="
@@ -201,6 +202,53 @@ def test_two_writers_of_one_failures_log_take_turns(
     out, _ = waiting.communicate(timeout=60)
     assert waiting.returncode == 0 and "nothing to add" in out
     assert log.read_text().splitlines() == expected_lines(db)
+
+
+def test_one_failures_log_kept_for_two_databases_holds_the_failures_of_both(
+    db: psycopg.Connection[Any], db_url: str, server: str, template_url: str, tmp_path: Path
+) -> None:
+    """Two databases (one cron line each) keep one failures.log: their failure ids are the
+    same numbers, yet neither's lines keep the other's out, nor does a look-alike line of
+    someone else's with a failure id yet to come."""
+    log = tmp_path / "failures.log"
+    log.write_text(f"{PREFIX}1 failure_id=3 written by someone else\n")
+    other_name = f"pjp_other_{os.getpid()}"
+    other_url = create_database(server, other_name, template=TEMPLATE)
+    try:
+        with connect(other_url) as other:
+            for conn, slug in ((db, "bad-here"), (other, "bad-there")):
+                one_journey(conn)
+                plant_bad_slugs(conn, [slug])
+                run(conn)
+                plant_bad_slugs(conn, [f"{slug}-again"], first_id=300)
+                run(conn)
+            for url in (other_url, db_url):
+                env = clean_env(with_params(url, user="pipeline_reader"))
+                assert_ok(cli("failures", "--log", str(log), env=env, cwd=tmp_path))
+            both = expected_lines(other) + expected_lines(db)
+    finally:
+        drop_database(server, other_name)
+    assert both[0].startswith(f"{PREFIX}1 failure_id=1 ") and both[len(both) // 2].startswith(
+        f"{PREFIX}1 failure_id=1 "
+    )
+    assert log.read_text().splitlines()[1:] == both
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_failures_log_refuses_a_fifo_or_a_device_in_one_line(
+    kind: str, db: psycopg.Connection[Any], reader_env: dict[str, str], tmp_path: Path
+) -> None:
+    """FILE must be a file: a FIFO or a device (/dev/null here; /dev/full, which reads as
+    endless zeros, the same) is one line and exit 2, not a traceback or a read that never ends."""
+    one_journey(db, slug="7d-post-surgery")
+    run(db)
+    path = tmp_path / "fifo"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/null")
+    result = cli("failures", "--log", str(path), env=reader_env, cwd=tmp_path)
+    assert "is not a regular file" in assert_one_error_line(result, USAGE)
 
 
 @pytest.mark.parametrize(
