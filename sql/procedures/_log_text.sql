@@ -4,14 +4,17 @@
 -- bidi and invisible format characters (U+202E) and line separators (U+2028) as \uXXXX, so a
 -- JSON or logfmt reader gets the text back; tag characters (U+E0000..) become U+FFFD. NULL
 -- stays NULL. The texts come from the source tables' owner and from error messages.
+-- PL/pgSQL, as failure_log_line: its plan is made once a session, where a SQL function that
+-- cannot be inlined (it pins search_path) is planned again at each call, a line at a time.
 CREATE OR REPLACE FUNCTION pipeline._log_text(p_text text, p_max integer)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE
+BEGIN
+    RETURN (SELECT CASE
         WHEN q.v !~ '[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]'
             THEN q.v
         ELSE (SELECT string_agg(CASE
@@ -22,7 +25,8 @@ AS $$
               FROM regexp_split_to_table(q.v, '') WITH ORDINALITY AS c(ch, n))
     END
     FROM (SELECT to_json(CASE WHEN length(p_text) > p_max THEN left(p_text, p_max - 3) || '...'
-                              ELSE p_text END)::text AS v) AS q
+                              ELSE p_text END)::text AS v) AS q);
+END;
 $$;
 
 REVOKE ALL ON FUNCTION pipeline._log_text(text, integer) FROM PUBLIC;

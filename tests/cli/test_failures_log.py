@@ -144,6 +144,22 @@ def test_a_runner_that_asks_for_log_messages_gets_no_failure_line_of_the_server_
     assert len(lines) == 2 and token in lines[0] and "stage=run" in lines[1], lines
 
 
+def test_logging_a_runs_failures_takes_less_time_than_the_run_that_found_them(
+    db: psycopg.Connection[Any],
+) -> None:
+    """Actor: the source tables' owner, who can make thousands of slugs fail. Each run logs
+    them all inside its own transaction (and every hourly run again), so a line must cost little
+    next to the run's own work for that failure: not a function planned again for each line."""
+    one_journey(db)
+    plant_bad_slugs(db, [f"bad-{i}" for i in range(4000)], first_id=1000)
+    ran = run(db)
+    assert ran["failures"] == 4000
+    start = time.monotonic()
+    db.execute("SELECT pipeline._log_failures(%s)", (ran["run_id"],))
+    logging = time.monotonic() - start
+    assert logging < (ran["finished_at"] - ran["started_at"]).total_seconds(), logging
+
+
 @pytest.fixture
 def reader_env(db_url: str) -> dict[str, str]:
     """An analyst who is only pipeline_reader."""
