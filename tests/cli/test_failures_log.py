@@ -6,10 +6,12 @@ lines, never one twice."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
 import time
+import unicodedata
 import uuid
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,29 @@ def test_each_failure_of_a_run_is_one_line_of_the_server_log_that_a_slug_cannot_
     assert f'schedule_slug="esc-{token}\\u001b[2J\\u009b\\u2028\\u202e"' in text
     assert '"' + "9" * 197 + '..."' in text and "9" * 201 not in text
     assert all(line.startswith(f"{PREFIX}{ran['run_id']} failure_id=") for line in expected)
+
+
+# Invisible, though neither format characters (Cf) nor controls: Hangul fillers, combining
+# grapheme joiner, Khmer inherent vowels, variation selectors (Default_Ignorable_Code_Point).
+INVISIBLE = [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, *range(0x180B, 0x1810), 0x3164, *range(0xFE00, 0xFE10)]
+INVISIBLE += [0xFFA0, *range(0xE0100, 0xE01F0)]
+
+
+def test_no_control_format_separator_or_invisible_character_reaches_a_log_line_as_it_is(
+    db: psycopg.Connection[Any],
+) -> None:
+    """Actor: the source tables' owner, whose slugs the lines quote. Every character of the
+    classes Cc, Cf, Zl and Zp (the non-BMP format characters too, such as U+1D173) and every
+    invisible filler is written as an escape (or U+FFFD outside the BMP), and the text stays one
+    JSON string."""
+    classes = ("Cc", "Cf", "Zl", "Zp")
+    chars = [chr(c) for c in range(1, 0x110000) if unicodedata.category(chr(c)) in classes]
+    chars += [chr(c) for c in INVISIBLE]
+    rows = db.execute(
+        "SELECT ch, pipeline._log_text('a' || ch || 'b', 10) AS v FROM unnest(%s::text[]) AS ch", [chars]
+    ).fetchall()
+    assert not [f"U+{ord(row['ch']):04X}" for row in rows if row["ch"] in row["v"]]
+    assert all(json.loads(row["v"]) in (f"a{row['ch']}b", "a\ufffdb") for row in rows)
 
 
 def test_a_failed_run_logs_its_run_failure_even_when_pipeline_failures_refuses_it(
