@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +33,10 @@ _BATCH = 5000
 # Longer than any line of ours (texts cut at 1,200 characters, 6 bytes at most each once
 # escaped): FILE is read in pieces of this size, so a huge line of someone else's is no burden.
 _LONGEST = 64 * 1024
+# How long a writer waits for another's lock on FILE before it gives up. Anyone who may read
+# FILE may lock it: writers waiting for ever would pile up, a cron line an hour, each holding a
+# database connection. A minute is far more than a writer needs.
+LOCK_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,24 @@ def _open_locked(path: Path) -> IO[bytes]:
     if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # a device: /dev/full reads endless zeros
         handle.close()
         raise _not_a_file(path)
-    fcntl.flock(handle, fcntl.LOCK_EX)  # held until the handle closes
+    _lock(handle, path)  # held until the handle closes
     return handle
+
+
+def _lock(handle: IO[bytes], path: Path) -> None:
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise UserError(
+                    f"the failures log {path} is locked by another process (another failures --log?) for "
+                    f"over {LOCK_WAIT:.0f} s: see who holds it with `fuser {path}`, then try again"
+                ) from None
+            time.sleep(0.1)
 
 
 def _not_a_file(path: Path) -> UserError:

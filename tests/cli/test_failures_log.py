@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import unicodedata
 import uuid
@@ -19,6 +20,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from pytools import failure_log
+from pytools.errors import UserError
 from tests.helpers.cli import USAGE, assert_ok, assert_one_error_line, clean_env, cli
 from tests.helpers.databases import TEMPLATE, connect, create_database, drop_database, with_params
 from tests.helpers.pipeline import DISK_FULL, insert, one_journey, run
@@ -290,6 +293,38 @@ def test_failures_log_refuses_a_fifo_or_a_device_in_one_line(
         path = Path("/dev/null")
     result = cli("failures", "--log", str(path), env=reader_env, cwd=tmp_path)
     assert "is not a regular file" in assert_one_error_line(result, USAGE)
+
+
+def test_a_failures_log_held_locked_by_someone_else_is_an_error_after_a_while_not_a_hang(
+    db: psycopg.Connection[Any], db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Actor: another local OS account that may only read FILE, which is enough to flock it.
+    Were the writers to wait for ever, each hourly cron line would pile up beside the last, each
+    holding a database connection, until the database refuses connections. They give up."""
+    log = tmp_path / "failures.log"
+    log.touch()
+    one_journey(db, slug="7d-post-surgery")
+    run(db)
+    monkeypatch.setattr(failure_log, "LOCK_WAIT", 1.0)
+    outcome: list[BaseException | failure_log.Appended] = []
+
+    def write() -> None:
+        try:
+            outcome.append(failure_log.append_failure_log(with_params(db_url, user="pipeline_reader"), log))
+        except UserError as exc:
+            outcome.append(exc)
+
+    with log.open("rb") as held:  # read only
+        fcntl.flock(held, fcntl.LOCK_EX)
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(timeout=20)
+        done = not writer.is_alive()
+    writer.join(timeout=20)
+    assert done, "the writer still waits for the lock"
+    [error] = outcome
+    assert isinstance(error, UserError) and "locked by another process" in str(error)
+    assert log.read_bytes() == b""
 
 
 @pytest.mark.parametrize(
