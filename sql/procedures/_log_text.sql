@@ -7,6 +7,8 @@
 -- The texts come from the source tables' owner and from error messages.
 -- PL/pgSQL, as failure_log_line: its plan is made once a session, where a SQL function that
 -- cannot be inlined (it pins search_path) is planned again at each call, a line at a time.
+-- Its backslashes are in E'' strings: a session with standard_conforming_strings = off (the
+-- CLI's, say, as a role or database sets it) reads them the same.
 CREATE OR REPLACE FUNCTION pipeline._log_text(p_text text, p_max integer)
 RETURNS text
 LANGUAGE plpgsql
@@ -16,13 +18,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN (SELECT CASE
-        WHEN q.v !~ '[\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]'
+        WHEN q.v !~ E'[\\u007f-\\u009f\\u00ad\\u034f\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0\\ufff9-\\ufffb\\U000110bd\\U000110cd\\U00013430-\\U0001343f\\U0001bca0-\\U0001bca3\\U0001d173-\\U0001d17a\\U000e0000-\\U000e0fff]'
             THEN q.v
         ELSE (SELECT string_agg(CASE
-                    WHEN c.ch ~ '[\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]'
-                        THEN '\ufffd'
-                    WHEN c.ch ~ '[\u007f-\u009f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb]'
-                        THEN '\u' || lpad(to_hex(ascii(c.ch)), 4, '0')
+                    WHEN c.ch ~ E'[\\U000110bd\\U000110cd\\U00013430-\\U0001343f\\U0001bca0-\\U0001bca3\\U0001d173-\\U0001d17a\\U000e0000-\\U000e0fff]'
+                        THEN E'\\ufffd'
+                    WHEN c.ch ~ E'[\\u007f-\\u009f\\u00ad\\u034f\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0\\ufff9-\\ufffb]'
+                        THEN E'\\u' || lpad(to_hex(ascii(c.ch)), 4, '0')
                     ELSE c.ch END, '' ORDER BY c.n)
               FROM regexp_split_to_table(q.v, '') WITH ORDINALITY AS c(ch, n))
     END
@@ -35,4 +37,4 @@ REVOKE ALL ON FUNCTION pipeline._log_text(text, integer) FROM PUBLIC;
 
 COMMENT ON FUNCTION pipeline._log_text(text, integer) IS
     'A text for a log line: a JSON string cut to p_max characters, line breaks, controls and bidi or invisible '
-    'format characters escaped (\uXXXX), so it can neither end the line nor act on a terminal.';
+    'format characters written as JSON escapes, so it can neither end the line nor act on a terminal.';

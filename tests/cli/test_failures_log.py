@@ -226,6 +226,21 @@ def test_failures_log_appends_each_retained_failure_once_as_the_server_log_has_i
     assert len(whole) == 5 and len(set(whole)) == 5  # the second run's failures are its own rows
 
 
+def test_failures_log_writes_the_same_lines_where_standard_conforming_strings_is_off(
+    db: psycopg.Connection[Any], reader_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A database of a legacy application sets standard_conforming_strings = off: the lines
+    that `failures --log` writes there are still the runs' lines, their escapes intact."""
+    log = tmp_path / "failures.log"
+    one_journey(db)
+    plant_bad_slugs(db, ["esc-\x1b[2J\x9b\u2028\u202e\U000e0041"])
+    run(db)
+    db.execute(f'ALTER DATABASE "{db.info.dbname}" SET standard_conforming_strings = off')
+    assert_ok(cli("failures", "--log", str(log), env=reader_env, cwd=tmp_path))
+    assert log.read_text().splitlines() == expected_lines(db)
+    assert '\\u001b[2J\\u009b\\u2028\\u202e\\ufffd"' in log.read_text()
+
+
 def test_two_writers_of_one_failures_log_take_turns(
     db: psycopg.Connection[Any], reader_env: dict[str, str], tmp_path: Path
 ) -> None:
