@@ -241,6 +241,30 @@ def test_failures_log_writes_the_same_lines_where_standard_conforming_strings_is
     assert '\\u001b[2J\\u009b\\u2028\\u202e\\ufffd"' in log.read_text()
 
 
+def test_a_runner_with_standard_conforming_strings_off_cannot_hide_a_blocked_run(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    """Actor: pipeline_runner (must never hide runs). A blocked run logs its failure with the
+    session's own settings: standard_conforming_strings = off, which the runner may set, must
+    not turn the logging into an error that takes the record of the blocked run with it."""
+    log = server_log(db)
+    one_journey(db, slug="7d-post-surgery")
+    squatted = int(
+        db.execute("SELECT coalesce(max(run_id), 0) + 1 AS n FROM pipeline.pipeline_runs").fetchone()["n"]
+    )
+    key = db.execute("SELECT run_key1, run_key2 FROM pipeline._run_lock_keys(%s)", (squatted,)).fetchone()
+    with connect(db_url) as squatter, connect(db_url, user="pipeline_runner") as runner:
+        squatter.execute("SELECT pg_advisory_lock(%s, %s)", (key["run_key1"], key["run_key2"]))
+        runner.execute("SET standard_conforming_strings = off")
+        start = log.stat().st_size
+        with pytest.raises(psycopg.errors.ExternalRoutineException, match="could not start: blocked"):
+            runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+    [blocked] = db.execute("SELECT * FROM pipeline.pipeline_runs WHERE run_id = %s", (squatted,)).fetchall()
+    assert blocked["status"] == "failed" and blocked["error_message"].startswith("blocked: ")
+    [line] = expected_lines(db, f"f.run_id = {squatted} AND f.stage = 'run'")
+    assert line in logged_lines(log, start)
+
+
 def test_two_writers_of_one_failures_log_take_turns(
     db: psycopg.Connection[Any], reader_env: dict[str, str], tmp_path: Path
 ) -> None:
