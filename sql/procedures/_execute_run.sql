@@ -166,7 +166,7 @@ BEGIN
         v_unlogged.sqlstate := ex_sqlstate;
         v_unlogged.error_message := ex_message;
         v_unlogged.rows_held_back := 0;
-        RAISE LOG '%', pipeline.failure_log_line(to_jsonb(v_unlogged));
+        PERFORM pipeline._log_failures(p_run_id, to_jsonb(v_unlogged));
     END IF;
     PERFORM pg_advisory_unlock(v_execution.key1, v_execution.key2);
     RETURN 'failed';
