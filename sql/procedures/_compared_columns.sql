@@ -1,7 +1,7 @@
 -- The columns on which change capture compares an UPDATE's old and new rows (_capture_changes),
--- as a select list: those of the table a run reads (_source_columns, and the usable milestone
--- date columns of patient_journey), so that a statement that changes none of them (an
--- application's "touch" of every row) queues nothing. Text columns are compared byte for
+-- as a select list: those of the table a run reads (_source_columns, and every date or
+-- timestamp column of patient_journey, which a milestone may name), so that a statement that
+-- changes none of them (an application's "touch" of every row) queues nothing. Text columns are compared byte for
 -- byte (COLLATE "C"): a nondeterministic collation of the tables' owner could call two
 -- different slugs equal. NULL when one of them is missing or lacks the built-in type it must
 -- have, whose comparison could run the owner's operator: the caller then queues every key.
@@ -19,12 +19,14 @@ BEGIN
         FROM pipeline._source_columns() AS s
         WHERE to_regclass(s.table_name) = p_table
         UNION
-        -- the milestone date columns a run reads: of type date or timestamp, exactly (as
-        -- pipeline._milestone_date_columns has it, whose search_path a capture trigger avoids)
-        SELECT m.date_column, true, false
-        FROM pipeline.milestone AS m
-        JOIN pg_attribute AS att ON att.attrelid = p_table AND att.attname = m.date_column
-        WHERE p_table = to_regclass('public.patient_journey') AND att.attnum > 0 AND NOT att.attisdropped
+        -- every column a milestone could read a date from: of type date or timestamp, exactly
+        -- (pipeline._milestone_date_columns), whether pipeline.milestone names it yet or not. A
+        -- milestone pointed at it while this statement's transaction is open (committed first,
+        -- and a run in between) must not find the statement's new dates unqueued.
+        SELECT att.attname::text, true, false
+        FROM pg_attribute AS att
+        WHERE p_table = to_regclass('public.patient_journey') AND att.attrelid = p_table
+          AND att.attnum > 0 AND NOT att.attisdropped
           AND att.atttypid IN ('date'::regtype, 'timestamp'::regtype)
     )
     SELECT CASE WHEN bool_and(w.fits)

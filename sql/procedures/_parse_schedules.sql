@@ -26,12 +26,16 @@ BEGIN
     PERFORM 'PRAGMA:TABLE: pg_temp.run_schedule (schedule_id bigint, schedule_slug text, start_offset_days integer, '
             'end_offset_days integer, milestone_slug text, sqlstate text, error_message text, error_detail text)';
 
-    -- DISTINCT ON: a duplicated schedule id must not duplicate pairs downstream.
+    -- DISTINCT ON: a duplicated schedule id must not duplicate pairs downstream. COLLATE "C":
+    -- the copy kept is the first byte for byte, whatever the column's collation (two slugs a
+    -- nondeterministic one calls equal would be kept in the rows' order, which an UPDATE that
+    -- changes no value, and so queues nothing, can change), and the slug reaches the parser in
+    -- a collation its regular expressions accept.
     FOR v_schedule IN
-        SELECT DISTINCT ON (s.id) s.id, s.slug
+        SELECT DISTINCT ON (s.id) s.id, s.slug COLLATE "C" AS slug
         FROM public.schedule AS s
         WHERE s.id IS NOT NULL
-        ORDER BY s.id, s.slug
+        ORDER BY s.id, s.slug COLLATE "C"
     LOOP
         BEGIN
             SELECT * INTO STRICT v_window FROM pipeline.parse_schedule_slug(v_schedule.slug);

@@ -308,6 +308,59 @@ def test_rows_compared_byte_for_byte_and_only_on_built_in_types(db):
     assert queued_keys(db, "activity") == sorted(list(range(1, 1201)) * 2)
 
 
+def test_dates_a_milestone_is_pointed_at_before_their_statement_commits_are_still_queued(db, db_url):
+    """Actor: the application writer. An UPDATE of many rows sets a date column that no
+    milestone reads yet; before it commits, a milestone is pointed at that column (a full run)
+    and a run reads the old dates. The statement's keys must be queued all the same, so that the
+    next run reads the new dates, as a full run does."""
+    db.execute("ALTER TABLE public.patient_journey ADD COLUMN appointment_date date")
+    insert(db, "schedule", ["id", "slug"], [(1, "2d-post-appt")])
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(1, "appt", 1)])
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 1)])
+    db.execute(
+        "INSERT INTO public.patient_journey (id, patient_id, journey_id) "
+        "SELECT g, g, 1 FROM generate_series(1, 1500) AS g"
+    )
+    run(db)
+    with psycopg.connect(db_url) as application:
+        application.execute("UPDATE public.patient_journey SET appointment_date = date '2026-04-01'")
+        db.execute(
+            "UPDATE pipeline.milestone SET date_column = 'appointment_date' "
+            "WHERE milestone_slug = 'appointment'"
+        )
+        assert run(db)["mode"] == "full"
+    assert run(db)["mode"] == "incremental"
+    dated = "SELECT count(milestone_date) AS dated FROM pipeline.patient_journey_schedule_window"
+    assert db.execute(dated).fetchone()["dated"] == 1500
+
+
+@pytest.mark.parametrize("first", ["4d-2d-pre-op", "4D-2D-PRE-OP"])
+def test_a_duplicated_schedule_id_keeps_the_same_slug_whatever_its_collation_and_the_rows_order(db, first):
+    """Actor: the source tables' owner. Two copies of a schedule id whose slugs a
+    case-insensitive collation calls equal: the run parses them (a regular expression refuses
+    that collation) and keeps the same one, the first byte for byte, whichever the table holds
+    first. Change capture compares slugs byte for byte, so an
+    UPDATE that rewrites every row unchanged queues nothing; it may reorder the rows, and that
+    must not change which slug a full run keeps."""
+    if db.execute("SELECT FROM pg_collation WHERE collname = 'und-x-icu'").fetchone() is None:
+        pytest.skip("this PostgreSQL has no ICU")
+    db.execute(
+        "CREATE COLLATION public.pjp_nocase "
+        "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+    )
+    db.execute("ALTER TABLE public.schedule ALTER COLUMN slug TYPE text COLLATE public.pjp_nocase")
+    second = first.swapcase()
+    insert(db, "schedule", ["id", "slug"], [(1, first), (1, second)])
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1)])
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 1)])
+    insert(
+        db, "patient_journey", ["id", "patient_id", "journey_id", "operation_date"], [(1, 1, 1, "2026-03-10")]
+    )
+    assert run(db)["failures"] == 0
+    kept = db.execute("SELECT schedule_slug FROM pipeline.patient_journey_schedule_window").fetchone()
+    assert kept["schedule_slug"] == "4D-2D-PRE-OP"
+
+
 def test_migrate_reinstalls_missing_triggers(db, db_url):
     from pytools.migrations import migrate
 
