@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 import psycopg
-from common import WINDOW, bench_server, fresh_database, log, one_journey_adherence_s
+from common import WINDOW, bench_server, fresh_database, log, one_journey_adherence_s, reschedule_and_add
 
 JOURNEYS = 1_000_000
 
@@ -24,20 +24,6 @@ def run(conn: psycopg.Connection[Any], *, full: bool = False) -> float:
     started = time.perf_counter()
     conn.execute("CALL pipeline.run_patient_journey_pipeline('benchmark', %s)", (full,))
     return time.perf_counter() - started
-
-
-def reschedule_and_add(conn: psycopg.Connection[Any], step: int) -> None:
-    conn.execute(
-        "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' "
-        "WHERE id %% 1000 = %s",
-        (step,),
-    )
-    first = JOURNEYS + step * 1000
-    conn.execute(
-        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
-        "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 FROM generate_series(%s::int, %s::int) AS n",
-        (first, first + 99),
-    )
 
 
 def edit_slug(conn: psycopg.Connection[Any]) -> None:
@@ -60,7 +46,7 @@ def main() -> int:
             log(f"no-op run: {statistics.median(noop) * 1000:.0f} ms")
             small = []
             for step in range(1, 4):
-                reschedule_and_add(conn, step)
+                reschedule_and_add(conn, JOURNEYS, step, 1000)
                 small.append(run(conn))
             log(f"1,000 journeys rescheduled + 100 new: {statistics.median(small) * 1000:.0f} ms")
             slug = []

@@ -20,7 +20,16 @@ from typing import Any
 
 import dba_alternative
 import psycopg
-from common import HERE, WINDOW, bench_server, fresh_database, log, machine, one_journey_adherence_s
+from common import (
+    HERE,
+    WINDOW,
+    bench_server,
+    fresh_database,
+    log,
+    machine,
+    one_journey_adherence_s,
+    reschedule_and_add,
+)
 
 from pytools.adherence import adherence_report
 from pytools.db import connect_dicts
@@ -115,17 +124,7 @@ def measure_ours(url: str) -> dict[str, float]:
 def small_change(conn: psycopg.Connection[Any], step: int, edit_slug: bool) -> None:
     """1% of the patient journeys rescheduled (a different 1% each step), 100 new ones, and
     with `edit_slug` one schedule's slug edited (every pair of its activities changes)."""
-    conn.execute(
-        "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' "
-        "WHERE id %% 100 = %s",
-        (step,),
-    )
-    first = JOURNEYS + step * 1000
-    conn.execute(
-        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
-        "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 FROM generate_series(%s::int, %s::int) AS n",
-        (first, first + 99),
-    )
+    reschedule_and_add(conn, JOURNEYS, step, 100)
     if edit_slug:
         conn.execute(
             "UPDATE public.schedule SET slug = CASE WHEN slug = '4d-2d-pre-op' THEN '5d-2d-pre-op' "

@@ -62,3 +62,19 @@ def one_journey_adherence_s(conn: psycopg.Connection[Any], queries: int = 50) ->
         conn.execute(one, (journey,)).fetchall()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def reschedule_and_add(conn: psycopg.Connection[Any], journeys: int, step: int, every: int) -> None:
+    """One patient journey in `every` rescheduled by a day (a different one each step) and 100
+    new ones, with ids above the `journeys` generated: the routine change the benchmarks time."""
+    conn.execute(
+        "UPDATE public.patient_journey SET operation_date = operation_date + interval '1 day' "
+        "WHERE id %% %s = %s",
+        (every, step),
+    )
+    first = journeys + step * 1000
+    conn.execute(
+        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+        "SELECT n, n, 1 + n %% 5, DATE '2026-01-01' + n %% 90 FROM generate_series(%s::int, %s::int) AS n",
+        (first, first + 99),
+    )
