@@ -11,7 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools.generate import generate
-from tests.helpers.pipeline import COMPARED, FAILURE_KEY, insert, quiet, run
+from tests.helpers.pipeline import COMPARED, FAILURE_KEY, insert, journeys_of_one_activity, quiet, run
 
 
 def _failures(conn, run_id: int) -> list[tuple]:
@@ -258,13 +258,7 @@ def test_a_statement_that_rewrites_many_rows_queues_only_those_whose_read_column
     """An application's UPDATE of every row that changes nothing a run reads (here the same
     operation dates) costs the next run nothing: it queues no key, and the run is a no-op. One
     that changes three of 2,000 rows queues those three (old and new key), not 2,000."""
-    insert(db, "schedule", ["id", "slug"], [(1, "4d-2d-pre-op")])
-    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1)])
-    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 1)])
-    db.execute(
-        "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date, consent_date) "
-        "SELECT g, g, 1, date '2026-03-01' + g % 30, NULL FROM generate_series(1, 2000) AS g"
-    )
+    journeys_of_one_activity(db, 2000)
     run(db)
     db.execute(
         "UPDATE public.patient_journey SET operation_date = operation_date, consent_date = consent_date"
@@ -314,13 +308,7 @@ def test_dates_a_milestone_is_pointed_at_before_their_statement_commits_are_stil
     and a run reads the old dates. The statement's keys must be queued all the same, so that the
     next run reads the new dates, as a full run does."""
     db.execute("ALTER TABLE public.patient_journey ADD COLUMN appointment_date date")
-    insert(db, "schedule", ["id", "slug"], [(1, "2d-post-appt")])
-    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(1, "appt", 1)])
-    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 1)])
-    db.execute(
-        "INSERT INTO public.patient_journey (id, patient_id, journey_id) "
-        "SELECT g, g, 1 FROM generate_series(1, 1500) AS g"
-    )
+    journeys_of_one_activity(db, 1500, "2d-post-appt", dated=False)
     run(db)
     with psycopg.connect(db_url) as application:
         application.execute("UPDATE public.patient_journey SET appointment_date = date '2026-04-01'")
