@@ -50,3 +50,4 @@ bench: system venv
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/app_write_wait.py
+	$(PY) benchmarks/app_pgbench.py
