@@ -150,6 +150,8 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
         "\n  python -m pytools failures          what is failing now (--all: every retained run)"
         "\n  python -m pytools run-now           a run now: nothing changed, so it writes nothing"
         "\n  python -m pytools report --by week  adherence per week from the milestone (--html FILE)"
+        "\n  python -m pytools check             the Nagios / Icinga probe: one line, exit 0 to 3"
+        "\n  python -m pytools failures --log failures.log   the failures as log lines, each once"
         "\n  psql: SELECT * FROM pipeline.current_failures;"
         "\n  psql: who is overdue for the survey due 12 days to 4 weeks after the operation?"
         + "".join(f"\n        {line}" for line in OVERDUE_QUERY)

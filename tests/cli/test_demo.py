@@ -100,6 +100,8 @@ def test_the_demo_cluster_admits_no_other_local_account_and_prints_no_password(w
     assert stat.S_IMODE(cluster.datadir.stat().st_mode) == 0o700
     assert f"psql -h {cluster.datadir} -p {cluster.port} -U postgres {DEMO_DATABASE}" in out
     assert "next, try" in out and "python -m pytools failures" in out  # where a new user goes next
+    suggested = ("status", "report", "check", "failures --log")
+    assert all(f"python -m pytools {command}" in out for command in suggested)
     assert (
         f"DATABASE_URL='{cluster.url(DEMO_DATABASE)}'" in out and "postgresql://postgres@:" in out
     )  # no password
