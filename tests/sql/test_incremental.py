@@ -274,10 +274,8 @@ def test_a_statement_that_rewrites_many_rows_queues_only_those_whose_read_column
     assert (ran["mode"], ran["rows_updated"]) == ("incremental", 3)
 
 
-def test_rows_compared_byte_for_byte_and_only_on_built_in_types(db):
-    """Actor: the source tables' owner. A slug column under a case-insensitive collation still
-    has a change of case seen (compared COLLATE "C"); a compared column of the owner's type (an
-    enum, whose comparison is not the catalog's) is never compared: every key is queued."""
+def case_insensitive_slugs(db):
+    """schedule.slug under a case-insensitive ICU collation of the tables' owner (skipped without ICU)."""
     if db.execute("SELECT FROM pg_collation WHERE collname = 'und-x-icu'").fetchone() is None:
         pytest.skip("this PostgreSQL has no ICU")
     db.execute(
@@ -285,6 +283,13 @@ def test_rows_compared_byte_for_byte_and_only_on_built_in_types(db):
         "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
     )
     db.execute("ALTER TABLE public.schedule ALTER COLUMN slug TYPE text COLLATE public.pjp_nocase")
+
+
+def test_rows_compared_byte_for_byte_and_only_on_built_in_types(db):
+    """Actor: the source tables' owner. A slug column under a case-insensitive collation still
+    has a change of case seen (compared COLLATE "C"); a compared column of the owner's type (an
+    enum, whose comparison is not the catalog's) is never compared: every key is queued."""
+    case_insensitive_slugs(db)
     insert(db, "schedule", ["id", "slug"], [(i, "4D-2D-PRE-OP") for i in range(1, 1201)])
     db.execute("DELETE FROM pipeline.change_queue")  # the insert's keys
     db.execute("UPDATE public.schedule SET slug = CASE WHEN id = 7 THEN lower(slug) ELSE slug END")
@@ -330,13 +335,7 @@ def test_a_duplicated_schedule_id_keeps_the_same_slug_whatever_its_collation_and
     first. Change capture compares slugs byte for byte, so an
     UPDATE that rewrites every row unchanged queues nothing; it may reorder the rows, and that
     must not change which slug a full run keeps."""
-    if db.execute("SELECT FROM pg_collation WHERE collname = 'und-x-icu'").fetchone() is None:
-        pytest.skip("this PostgreSQL has no ICU")
-    db.execute(
-        "CREATE COLLATION public.pjp_nocase "
-        "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
-    )
-    db.execute("ALTER TABLE public.schedule ALTER COLUMN slug TYPE text COLLATE public.pjp_nocase")
+    case_insensitive_slugs(db)
     second = first.swapcase()
     insert(db, "schedule", ["id", "slug"], [(1, first), (1, second)])
     insert(db, "activity", ["id", "content_slug", "schedule_id"], [(1, "prep", 1)])
