@@ -20,43 +20,42 @@ BEGIN
     -- journey, or with a survey result. Shaped for millions of rows: each row's patient journey
     -- is joined (a hash of the patient journeys) and its journey's activities looked up (a hash of
     -- journey_activity), which leaves the few rows that some copy of their patient journey does not
-    -- prescribe; only those are looked up again, and in survey_result, through the indexes. Two statements: run_scope exists in incremental runs only.
+    -- prescribe; only those are looked up again, and in survey_result, through the indexes. Two
+    -- statements find them: run_scope exists in incremental runs only.
+    -- The rows to look at again go into an analysed temp table first: estimated inside the
+    -- UPDATE, the few thousand of a scope looked like a hundred thousand, and the planner hashed
+    -- all of survey_result (1.1 s at 100,000 journeys) instead of probing its index for them.
+    CREATE TEMP TABLE run_unprescribed (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_unprescribed (patient_journey_id bigint, activity_id bigint)';
     IF p_scoped THEN
-        UPDATE pipeline.patient_journey_schedule_window AS w
-        SET retired_at = now()
-        FROM (SELECT x.patient_journey_id, x.activity_id
-              FROM pipeline.patient_journey_schedule_window AS x
-              LEFT JOIN public.patient_journey AS pj ON pj.id = x.patient_journey_id
-              WHERE x.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
-                AND x.retired_at IS NULL
-                AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
-                                WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id)
-              OFFSET 0) AS u
-        WHERE w.patient_journey_id = u.patient_journey_id AND w.activity_id = u.activity_id
-          -- another copy of a duplicated patient journey id may prescribe it
-          AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
-                          JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
-                          WHERE pj.id = u.patient_journey_id AND ja.activity_id = u.activity_id)
-          AND NOT EXISTS (SELECT FROM public.survey_result AS r
-                          WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id);
+        INSERT INTO pg_temp.run_unprescribed
+        SELECT x.patient_journey_id, x.activity_id
+        FROM pipeline.patient_journey_schedule_window AS x
+        LEFT JOIN public.patient_journey AS pj ON pj.id = x.patient_journey_id
+        WHERE x.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
+          AND x.retired_at IS NULL
+          AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
+                          WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id);
     ELSE
-        UPDATE pipeline.patient_journey_schedule_window AS w
-        SET retired_at = now()
-        FROM (SELECT x.patient_journey_id, x.activity_id
-              FROM pipeline.patient_journey_schedule_window AS x
-              LEFT JOIN public.patient_journey AS pj ON pj.id = x.patient_journey_id
-              WHERE x.retired_at IS NULL
-                AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
-                                WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id)
-              OFFSET 0) AS u
-        WHERE w.patient_journey_id = u.patient_journey_id AND w.activity_id = u.activity_id
-          -- another copy of a duplicated patient journey id may prescribe it
-          AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
-                          JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
-                          WHERE pj.id = u.patient_journey_id AND ja.activity_id = u.activity_id)
-          AND NOT EXISTS (SELECT FROM public.survey_result AS r
-                          WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id);
+        INSERT INTO pg_temp.run_unprescribed
+        SELECT x.patient_journey_id, x.activity_id
+        FROM pipeline.patient_journey_schedule_window AS x
+        LEFT JOIN public.patient_journey AS pj ON pj.id = x.patient_journey_id
+        WHERE x.retired_at IS NULL
+          AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
+                          WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id);
     END IF;
+    ANALYZE pg_temp.run_unprescribed;
+    UPDATE pipeline.patient_journey_schedule_window AS w
+    SET retired_at = now()
+    FROM pg_temp.run_unprescribed AS u
+    WHERE w.patient_journey_id = u.patient_journey_id AND w.activity_id = u.activity_id
+      -- another copy of a duplicated patient journey id may prescribe it
+      AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
+                      JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
+                      WHERE pj.id = u.patient_journey_id AND ja.activity_id = u.activity_id)
+      AND NOT EXISTS (SELECT FROM public.survey_result AS r
+                      WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id);
     GET DIAGNOSTICS v_retired = ROW_COUNT;
     RETURN v_retired;
 END;

@@ -3,7 +3,6 @@
 -- row by row. Should the bulk statement fail, fall back to one pair at a time so that only the
 -- bad rows are logged and skipped.
 CREATE OR REPLACE FUNCTION pipeline._upsert_windows(p_run_id bigint,
-                                                    p_scoped boolean,
                                                     OUT rows_inserted bigint,
                                                     OUT rows_updated bigint,
                                                     OUT rows_failed bigint)
@@ -49,9 +48,10 @@ BEGIN
             -- fresh statistics for the steps after (retiring pairs) and the next runs and reports
             ANALYZE pipeline.patient_journey_schedule_window;
         ELSE
-            -- millions of candidates in a full run: drop the unchanged ones with one join
+            -- drop the unchanged candidates with a join before ON CONFLICT, which would lock each
+            -- (a page dirtied and a WAL record) before finding it unchanged
             SELECT * INTO rows_inserted, rows_updated
-            FROM pipeline._write_windows(p_skip_unchanged_by_join => NOT p_scoped,
+            FROM pipeline._write_windows(p_skip_unchanged_by_join => true,
                                          p_patient_journey_id => NULL, p_activity_id => NULL);
         END IF;
         RETURN;
@@ -96,9 +96,9 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION pipeline._upsert_windows(bigint, boolean) IS
+COMMENT ON FUNCTION pipeline._upsert_windows(bigint) IS
     'Run step 4: writes new and changed pairs of pg_temp.run_window in one statement (index built after when '
     'the table is empty); a row-by-row fallback isolates bad rows.';
 
 -- A step of the run, not for anyone to call.
-REVOKE ALL ON FUNCTION pipeline._upsert_windows(bigint, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pipeline._upsert_windows(bigint) FROM PUBLIC;

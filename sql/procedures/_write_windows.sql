@@ -1,8 +1,10 @@
 -- The one statement that writes the window table: the window rows of pg_temp.run_window (all of
 -- them, or the one pair named) inserted when new, updated in place when a value changed,
 -- untouched otherwise.
--- p_skip_unchanged_by_join: for millions of rows, drop the unchanged ones with one join before
--- ON CONFLICT; for a few thousand, ON CONFLICT's index probes are cheaper than that join.
+-- p_skip_unchanged_by_join: drop the unchanged rows with a join before ON CONFLICT, which locks
+-- every row it finds (dirtying its page and writing WAL) before its WHERE finds it unchanged: at
+-- 100,000 journeys, a scope of 650,000 pairs of which 375,000 were unchanged took 10 s written
+-- without the join and 6.3 s with it. One pair alone (the row-by-row fallback) needs no join.
 -- plan_cache_mode: the parameters decide the plan (the join, one pair or all), so each call gets
 -- a plan made for its values, as an EXECUTE would.
 CREATE OR REPLACE FUNCTION pipeline._write_windows(p_skip_unchanged_by_join boolean,

@@ -274,6 +274,24 @@ def test_a_statement_that_rewrites_many_rows_queues_only_those_whose_read_column
     assert (ran["mode"], ran["rows_updated"]) == ("incremental", 3)
 
 
+def test_an_incremental_run_neither_writes_nor_locks_the_rows_of_its_scope_that_did_not_change(db, db_url):
+    """A run recomputes every pair of a touched patient journey; those that come out the same are
+    left alone, not even locked (ON CONFLICT locks each row it meets, a dirtied page and a WAL
+    record apiece, before its WHERE finds it unchanged)."""
+    generate(db_url, 50, progress=quiet)
+    run(db)
+    db.execute("UPDATE public.patient_journey SET operation_date = operation_date WHERE id = 5")
+    assert queued_keys(db, "patient_journey") == [5, 5]
+    ran = run(db)
+    assert (ran["mode"], ran["rows_inserted"], ran["rows_updated"]) == ("incremental", 0, 0)
+    touched = db.execute(
+        "SELECT count(*) AS rows, count(*) FILTER (WHERE xmax::text <> '0') AS locked "
+        "FROM pipeline.patient_journey_schedule_window WHERE patient_journey_id = 5"
+    ).fetchone()
+    assert touched["rows"] > 0
+    assert touched["locked"] == 0
+
+
 def case_insensitive_slugs(db):
     """schedule.slug under a case-insensitive ICU collation of the tables' owner (skipped without ICU)."""
     if db.execute("SELECT FROM pg_collation WHERE collname = 'und-x-icu'").fetchone() is None:
