@@ -22,9 +22,8 @@ BEGIN
     -- journey_activity), which leaves the few rows that some copy of their patient journey does not
     -- prescribe; only those are looked up again, and in survey_result, through the indexes. Two
     -- statements find them: run_scope exists in incremental runs only.
-    -- The rows to look at again go into an analysed temp table first: estimated inside the
-    -- UPDATE, the few thousand of a scope looked like a hundred thousand, and the planner hashed
-    -- all of survey_result (1.1 s at 100,000 journeys) instead of probing its index for them.
+    -- The rows to look at again go into an analysed temp table first, for
+    -- pipeline._retire_unprescribed to look up one by one.
     CREATE TEMP TABLE run_unprescribed (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
     PERFORM 'PRAGMA:TABLE: pg_temp.run_unprescribed (patient_journey_id bigint, activity_id bigint)';
     IF p_scoped THEN
@@ -46,17 +45,7 @@ BEGIN
                           WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id);
     END IF;
     ANALYZE pg_temp.run_unprescribed;
-    UPDATE pipeline.patient_journey_schedule_window AS w
-    SET retired_at = now()
-    FROM pg_temp.run_unprescribed AS u
-    WHERE w.patient_journey_id = u.patient_journey_id AND w.activity_id = u.activity_id
-      -- another copy of a duplicated patient journey id may prescribe it
-      AND NOT EXISTS (SELECT FROM public.patient_journey AS pj
-                      JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
-                      WHERE pj.id = u.patient_journey_id AND ja.activity_id = u.activity_id)
-      AND NOT EXISTS (SELECT FROM public.survey_result AS r
-                      WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id);
-    GET DIAGNOSTICS v_retired = ROW_COUNT;
+    v_retired := pipeline._retire_unprescribed();
     RETURN v_retired;
 END;
 $$;
