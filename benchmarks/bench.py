@@ -2,7 +2,7 @@
 
 Every figure is the median of BENCH_REPEAT runs and is shown with its ratio to a baseline
 measured in this same run. Results are printed as a table and written to
-benchmarks/results/latest.json. The server is BENCH_DATABASE_URL (a superuser URL) or a
+benchmarks/results/latest-N.json (N = BENCH_JOURNEYS). The server is BENCH_DATABASE_URL (a superuser URL) or a
 throwaway local cluster.
 """
 
@@ -320,7 +320,7 @@ def main() -> int:
         print(f"  {name.ljust(width)}  {value:>14}  {ratio}")
     results_dir = HERE / "results"
     results_dir.mkdir(exist_ok=True)
-    (results_dir / "latest.json").write_text(
+    (results_dir / f"latest-{JOURNEYS}.json").write_text(
         json.dumps(
             {"machine": machine(), "journeys": JOURNEYS, "old_journeys": OLD_JOURNEYS, "repeat": REPEAT,
              "ours": big, "old": old_run, "ours_small_s": ours_small, "ours_small_rows": small_rows,
