@@ -42,13 +42,14 @@ FROM plpgsql_check_function_tb(%(routine)s::regprocedure, %(relation)s::regclass
 # a key column of another watched table that this table lacks (a branch never taken on it):
 # every statement is checked against every table, each one error-free where it runs.
 BRANCHING_TRIGGER = "pipeline._capture_changes()"
-MISSING_KEY_COLUMN = re.compile(r'column [a-z]\.(\w+) does not exist')
+MISSING_KEY_COLUMN = re.compile(r"column [a-z]\.(\w+) does not exist")
 KEY_COLUMNS_MISSING = """
 SELECT coalesce(array_agg(DISTINCT w.key_column), '{}') AS columns
 FROM pipeline._change_capture_tables() AS w
 WHERE w.key_column IS NOT NULL
   AND NOT EXISTS (SELECT FROM pg_attribute AS a
-                  WHERE a.attrelid = %(relation)s::regclass AND a.attname = w.key_column AND NOT a.attisdropped)
+                  WHERE a.attrelid = %(relation)s::regclass AND a.attname = w.key_column
+                    AND NOT a.attisdropped)
 """
 # What a routine writes to silence plpgsql_check's injection check (see test below), in any
 # case and either form: the PERFORM 'PRAGMA:...' comment or plpgsql_check_pragma('disable:...').
@@ -88,14 +89,15 @@ def test_plpgsql_check_reports_no_error_and_no_warning_in_any_routine(
     branching = [c for c in checks if c["routine"] == BRANCHING_TRIGGER]
     assert {c["relation"] for c in branching} >= {"patient_journey", "survey_result", "journey_activity"}
     checks = [c for c in checks if c["routine"] != BRANCHING_TRIGGER]
-    checks += [  # once per table, with both transition tables
-        {**c, "old_table": "old_rows", "new_table": "new_rows"} for c in {c["relation"]: c for c in branching}.values()
-    ]
+    per_table = {c["relation"]: c for c in branching}.values()
+    # each table once, with both transition tables
+    checks += [{**c, "old_table": "old_rows", "new_table": "new_rows"} for c in per_table]
     problems: list[str] = []
     for check in checks:
-        allowed = set()
+        allowed: set[str] = set()
         if check["routine"] == BRANCHING_TRIGGER:
-            allowed = set(checked.execute(KEY_COLUMNS_MISSING, check).fetchone()["columns"])
+            missing = checked.execute(KEY_COLUMNS_MISSING, check).fetchone()
+            allowed = set(missing["columns"]) if missing else set()
         # each check alone: the temp tables a routine's pragmas create die with its transaction,
         # so no routine passes thanks to another's pragma
         with checked.transaction(force_rollback=True):
