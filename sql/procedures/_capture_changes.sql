@@ -2,6 +2,14 @@
 -- queue row per statement (an array), so bulk writes pay one insert, not one per row.
 -- TG_ARGV[0] = kind of key, TG_ARGV[1] = column holding it. TRUNCATE, or kind full, queues a full run.
 -- SECURITY DEFINER: the application's roles need no rights on the pipeline schema.
+-- It runs on every application statement, so its common path is what a single-row write
+-- costs (issue 12): static SQL per key column (planned once per session and trigger, where an
+-- EXECUTE was planned again at each statement), no EXCEPTION block (a subtransaction, and the
+-- subtransaction id its INSERT took) and one INSERT. What could make that INSERT fail is ruled
+-- out before it: a key column that is missing or not of a built-in integer type queues a full
+-- run instead. The key column's type is read from the catalog at each statement: the tables'
+-- owner can change it at any time, and a key of the owner's type is never read (its cast to
+-- bigint would run the owner's code with the pipeline owner's rights).
 CREATE OR REPLACE FUNCTION pipeline._capture_changes()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -11,55 +19,105 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_change_id bigint;
+    v_type oid;
     v_keys integer;
+    v_queued tid;
     v_compared text;
 BEGIN
-    BEGIN
-    -- A key column whose type is not the catalog's integer could carry a cast of the tables'
-    -- owner, which array_agg into bigint[] would run with the pipeline owner's rights: such a
-    -- column is never read; a full run is asked for, and refuses it, naming it.
-    IF TG_OP = 'TRUNCATE' OR TG_ARGV[0] = 'full'
-       OR NOT pipeline._column_has_kind(TG_RELID, TG_ARGV[1], 'integer') THEN
+    IF TG_OP = 'TRUNCATE' OR TG_ARGV[0] = 'full' THEN
         INSERT INTO pipeline.change_queue (kind) VALUES ('full');
-    ELSIF TG_OP = 'INSERT' THEN
-        EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
-                       'SELECT %L, array_agg(%I) FROM new_rows HAVING count(%2$I) > 0',
-                       TG_ARGV[0], TG_ARGV[1]);
+        RETURN NULL;
+    END IF;
+    -- A built-in integer type at once; a domain over one through pipeline._column_has_kind.
+    SELECT a.atttypid INTO v_type
+    FROM pg_catalog.pg_attribute AS a
+    WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[1] AND a.attnum > 0 AND NOT a.attisdropped;
+    IF v_type IS NULL
+       OR (v_type NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+           AND NOT pipeline._column_has_kind(TG_RELID, TG_ARGV[1], 'integer')) THEN
+        INSERT INTO pipeline.change_queue (kind) VALUES ('full');
+        RETURN NULL;
+    END IF;
+
+    -- One branch per key column of pipeline._change_capture_tables. plpgsql_check checks each
+    -- against every table the trigger is on (tests/sql/test_static_checks.py): a branch naming
+    -- a column the table lacks is never taken there.
+    IF TG_OP = 'INSERT' THEN
+        IF TG_ARGV[1] = 'id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(n.id) FROM new_rows AS n HAVING count(n.id) > 0;
+        ELSIF TG_ARGV[1] = 'patient_journey_id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(n.patient_journey_id) FROM new_rows AS n
+            HAVING count(n.patient_journey_id) > 0;
+        ELSIF TG_ARGV[1] = 'journey_id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(n.journey_id) FROM new_rows AS n HAVING count(n.journey_id) > 0;
+        ELSE
+            INSERT INTO pipeline.change_queue (kind) VALUES ('full');  -- a key column with no branch yet
+        END IF;
     ELSIF TG_OP = 'DELETE' THEN
-        EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
-                       'SELECT %L, array_agg(%I) FROM old_rows HAVING count(%2$I) > 0',
-                       TG_ARGV[0], TG_ARGV[1]);
+        IF TG_ARGV[1] = 'id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(o.id) FROM old_rows AS o HAVING count(o.id) > 0;
+        ELSIF TG_ARGV[1] = 'patient_journey_id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(o.patient_journey_id) FROM old_rows AS o
+            HAVING count(o.patient_journey_id) > 0;
+        ELSIF TG_ARGV[1] = 'journey_id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(o.journey_id) FROM old_rows AS o HAVING count(o.journey_id) > 0;
+        ELSE
+            INSERT INTO pipeline.change_queue (kind) VALUES ('full');
+        END IF;
     ELSE
-        EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
-                       'SELECT %L, array_agg(k) FROM (SELECT %I AS k FROM old_rows '
-                       'UNION ALL SELECT %2$I FROM new_rows) AS touched HAVING count(k) > 0 '
-                       'RETURNING change_id, cardinality(keys)',
-                       TG_ARGV[0], TG_ARGV[1]) INTO v_change_id, v_keys;
+        -- an UPDATE: the old key and the new one
+        IF TG_ARGV[1] = 'id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(t.k)
+            FROM (SELECT o.id AS k FROM old_rows AS o UNION ALL SELECT n.id FROM new_rows AS n) AS t
+            HAVING count(t.k) > 0
+            RETURNING cardinality(keys), ctid INTO v_keys, v_queued;
+        ELSIF TG_ARGV[1] = 'patient_journey_id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(t.k)
+            FROM (SELECT o.patient_journey_id AS k FROM old_rows AS o
+                  UNION ALL SELECT n.patient_journey_id FROM new_rows AS n) AS t
+            HAVING count(t.k) > 0
+            RETURNING cardinality(keys), ctid INTO v_keys, v_queued;
+        ELSIF TG_ARGV[1] = 'journey_id' THEN
+            INSERT INTO pipeline.change_queue (kind, keys)
+            SELECT TG_ARGV[0], array_agg(t.k)
+            FROM (SELECT o.journey_id AS k FROM old_rows AS o UNION ALL SELECT n.journey_id FROM new_rows AS n) AS t
+            HAVING count(t.k) > 0
+            RETURNING cardinality(keys), ctid INTO v_keys, v_queued;
+        ELSE
+            INSERT INTO pipeline.change_queue (kind) VALUES ('full');
+        END IF;
         -- A statement of many rows (an application's "touch" of every row) keeps only the keys
         -- of the rows whose compared columns, the ones a run reads, changed (old and new key):
         -- one that rewrites every row with the same values queues nothing. A few rows stay
         -- queued as they are: they cost the next run little, and comparing them would cost
-        -- every small write of the application more.
+        -- every small write of the application more. Its SQL names the columns of the table, so
+        -- it is built here; should it fail, every key stays queued, which is never wrong.
         IF v_keys > 2000 THEN
             v_compared := pipeline._compared_columns(TG_RELID);
             IF v_compared IS NOT NULL THEN
-                DELETE FROM pipeline.change_queue AS q WHERE q.change_id = v_change_id;
-                EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
-                               'SELECT %L, array_agg(k) FROM ('
-                               'SELECT t.%I AS k FROM (SELECT %s FROM old_rows EXCEPT ALL SELECT %3$s FROM new_rows) AS t '
-                               'UNION ALL '
-                               'SELECT t.%2$I FROM (SELECT %3$s FROM new_rows EXCEPT ALL SELECT %3$s FROM old_rows) AS t'
-                               ') AS touched HAVING count(k) > 0',
-                               TG_ARGV[0], TG_ARGV[1], v_compared);
+                BEGIN
+                    DELETE FROM pipeline.change_queue AS q WHERE q.ctid = v_queued;
+                    EXECUTE format('INSERT INTO pipeline.change_queue (kind, keys) '
+                                   'SELECT %L, array_agg(k) FROM ('
+                                   'SELECT t.%I AS k FROM (SELECT %s FROM old_rows EXCEPT ALL SELECT %3$s FROM new_rows) AS t '
+                                   'UNION ALL '
+                                   'SELECT t.%2$I FROM (SELECT %3$s FROM new_rows EXCEPT ALL SELECT %3$s FROM old_rows) AS t'
+                                   ') AS touched HAVING count(k) > 0',
+                                   TG_ARGV[0], TG_ARGV[1], v_compared);
+                EXCEPTION WHEN OTHERS THEN
+                    NULL;  -- the DELETE is undone with the rest: the statement's every key stays queued
+                END;
             END IF;
         END IF;
     END IF;
-    EXCEPTION WHEN OTHERS THEN
-        -- Never break the application's statement (e.g. a renamed key column): fall back to
-        -- asking for a full run, which needs no keys.
-        INSERT INTO pipeline.change_queue (kind) VALUES ('full');
-    END;
     RETURN NULL;
 END;
 $$;

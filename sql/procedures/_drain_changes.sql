@@ -1,6 +1,8 @@
 -- Take the queued changes into pg_temp.run_change and decide how much this run recomputes:
 -- full (asked for, queued, changes may have bypassed the queue, or the last succeeded full
--- run is older than settings.full_run_every), incremental, or noop.
+-- run is older than settings.full_run_every), incremental, or noop. A queued kind this run
+-- does not know counts as full: the queue has no CHECK on kind (it cost every application
+-- statement), and no change may be dropped for its kind.
 -- The DELETE returns exactly the rows it removes, so a change committed meanwhile stays
 -- queued for the next run; if the run fails, the rollback puts the drained rows back.
 -- A full run records the change-capture state it starts from (before it reads any source
@@ -21,7 +23,8 @@ BEGIN
 
     IF p_full
        OR NOT pipeline._change_capture_ready()
-       OR EXISTS (SELECT FROM pg_temp.run_change AS c WHERE c.kind = 'full')
+       OR EXISTS (SELECT FROM pg_temp.run_change AS c
+                  WHERE c.kind NOT IN ('patient_journey', 'journey', 'activity', 'schedule'))
        OR EXISTS (SELECT FROM pipeline.settings AS s
                   WHERE s.full_run_every IS NOT NULL
                     AND coalesce((SELECT max(r.started_at) FROM pipeline.pipeline_runs AS r
