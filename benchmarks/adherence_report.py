@@ -44,16 +44,11 @@ def loaded_database() -> Iterator[str]:
     if os.environ.get("BENCH_DATABASE_URL"):
         yield os.environ["BENCH_DATABASE_URL"]
         return
-    saved = os.environ.pop("BENCH_DATABASE_URL", None)
-    try:
-        with bench_server(54399) as server:
-            url = fresh_database(server, "bench_report", JOURNEYS)
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("CALL pipeline.run_patient_journey_pipeline('benchmark', true)")
-            yield url
-    finally:
-        if saved is not None:
-            os.environ["BENCH_DATABASE_URL"] = saved
+    with bench_server(54399) as server:  # BENCH_PORT, else 54399
+        url = fresh_database(server, "bench_report", JOURNEYS)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CALL pipeline.run_patient_journey_pipeline('benchmark', true)")
+        yield url
 
 
 def measure(url: str) -> dict[str, dict[str, float]]:
