@@ -26,11 +26,12 @@ STATUSES = (
 )  # fmt: skip
 # Each query counts the pairs of pipeline._adherence per status rank and the narrowest columns
 # that decide the group (for the week, the start offset: a few hundred groups), then names the
-# status and computes the week over those groups: hashing a status text per pair, or computing
-# the week per pair, would cost more than the scan. A held-back pair has no offset: its week is
-# NULL, its own group, as is the week of a pair without a first day.
-# What each --by groups on: (column of pipeline._adherence, name of the group's column) to
-# count by, and the group's columns: (expression over those, name).
+# statuses and computes the weeks over those groups: hashing a status text, or computing the
+# week, for each of millions of pairs would cost more than the scan itself (issue 10). A
+# held-back pair has no offset, so its week is NULL, its own group, as is that of a pair whose
+# window has no first day.
+# GROUPS: the columns of pipeline._adherence each --by counts by; KEYS: the report's first
+# columns, (expression over those counts, name).
 WEEK = "floor(g.schedule_start_offset_days::numeric / 7)::integer"
 GROUPS = {
     "milestone": ["schedule_milestone_slug"],
@@ -46,7 +47,7 @@ BY = tuple(GROUPS)
 
 
 def _counts(columns: list[str]) -> str:
-    """Pairs per status rank and `columns` of pipeline._adherence as of the first parameter."""
+    """Pairs per status rank and `columns` of pipeline._adherence as of the parameter as_of."""
     listed = ", ".join(f"a.{column}" for column in columns)
     return (
         f"SELECT {listed}, a.status_rank, count(*) AS pairs "
