@@ -1,6 +1,7 @@
 """The adherence report: how many pairs have each status, per milestone, activity or week.
 
-It reads pipeline.adherence(date) (README, "Adherence"), so pipeline_reader's rights are enough.
+It reads pipeline._adherence(date), what pipeline.adherence(date) reports (README, "Adherence")
+with the status as its rank, so pipeline_reader's rights are enough.
 """
 
 from __future__ import annotations
@@ -17,25 +18,41 @@ from pytools.db import Target, database_error, using
 from pytools.errors import UserError
 from pytools.migrations import require_migrated
 
-# The statuses in the order pipeline.adherence decides them: the order of the report's rows.
+# The statuses in the order pipeline.adherence decides them: the order of the report's rows;
+# pipeline._adherence gives each pair's status as its rank in this list (1 = held_back).
 STATUSES = (
     "held_back", "no_window", "done_in_window", "done_late", "done_early",
     "done_undated", "overdue", "not_yet_open", "open",
 )  # fmt: skip
-# What each --by groups on (expression, column name): the report's first columns. A held-back
-# pair has no window row of its own (an old one may remain), so it has no week: NULL, its own group.
-WEEK = "CASE WHEN a.status <> 'held_back' THEN floor(w.schedule_start_offset_days::numeric / 7)::integer END"
+# Each query counts the pairs of pipeline._adherence per status rank and the narrowest columns
+# that decide the group (for the week, the start offset: a few hundred groups), then names the
+# statuses and computes the weeks over those groups: hashing a status text, or computing the
+# week, for each of millions of pairs would cost more than the scan itself (issue 10). A
+# held-back pair has no offset, so its week is NULL, its own group, as is that of a pair whose
+# window has no first day.
+# GROUPS: the columns of pipeline._adherence each --by counts by; KEYS: the report's first
+# columns, (expression over those counts, name).
+WEEK = "floor(g.schedule_start_offset_days::numeric / 7)::integer"
 GROUPS = {
-    "milestone": [("a.schedule_milestone_slug", "milestone")],
-    "activity": [("a.activity_id", "activity_id"), ("a.activity_content_slug", "activity_content_slug")],
+    "milestone": ["schedule_milestone_slug"],
+    "activity": ["activity_id", "activity_content_slug"],
+    "week": ["schedule_start_offset_days"],
+}
+KEYS = {
+    "milestone": [("g.schedule_milestone_slug", "milestone")],
+    "activity": [("g.activity_id", "activity_id"), ("g.activity_content_slug", "activity_content_slug")],
     "week": [(WEEK, "week")],
 }
 BY = tuple(GROUPS)
-# Only the week needs the window row's offset: the other groups read adherence alone.
-WEEK_JOIN = (
-    "LEFT JOIN pipeline.patient_journey_schedule_window AS w "
-    "ON w.patient_journey_id = a.patient_journey_id AND w.activity_id = a.activity_id "
-)
+
+
+def _counts(columns: list[str]) -> str:
+    """Pairs per status rank and `columns` of pipeline._adherence as of the parameter as_of."""
+    listed = ", ".join(f"a.{column}" for column in columns)
+    return (
+        f"SELECT {listed}, a.status_rank, count(*) AS pairs "
+        f"FROM pipeline._adherence(%(as_of)s) AS a GROUP BY {listed}, a.status_rank"
+    )
 
 
 def as_of_date(text: str) -> date:
@@ -47,22 +64,27 @@ def as_of_date(text: str) -> date:
 
 
 def report_query(by: str) -> str:
-    columns = ", ".join(f"{expression} AS {name}" for expression, name in GROUPS[by])
-    keys = ", ".join(expression for expression, _ in GROUPS[by])
+    """Per group and status: the pairs and their share of the group, in percent; parameters
+    as_of (a date or NULL: today) and statuses (STATUSES)."""
+    keys = ", ".join(f"{expression} AS {name}" for expression, name in KEYS[by])
+    names = ", ".join(name for _, name in KEYS[by])
     return (
-        f"SELECT {columns}, a.status, count(*) AS pairs, "
-        f"round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY {keys}), 1) AS share_pct "
-        "FROM pipeline.adherence(%s) AS a "
-        f"{WEEK_JOIN if by == 'week' else ''}"
-        f"GROUP BY {keys}, a.status "
-        f"ORDER BY {keys}, array_position(%s::text[], a.status)"
+        f"SELECT {names}, (%(statuses)s::text[])[t.status_rank] AS status, t.pairs, "
+        f"round(100.0 * t.pairs / sum(t.pairs) OVER (PARTITION BY {names}), 1) AS share_pct "
+        f"FROM (SELECT {keys}, g.status_rank, sum(g.pairs)::bigint AS pairs "
+        f"FROM ({_counts(GROUPS[by])}) AS g "
+        f"GROUP BY {', '.join(e for e, _ in KEYS[by])}, g.status_rank) AS t "
+        f"ORDER BY {names}, t.status_rank"
     )
 
 
 # The charts' rows: pairs per milestone, week and status.
 WEEKS_QUERY = (
-    f"SELECT a.schedule_milestone_slug AS milestone, {WEEK} AS week, a.status, count(*) AS pairs "
-    f"FROM pipeline.adherence(%s) AS a {WEEK_JOIN}GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    "SELECT t.milestone, t.week, (%(statuses)s::text[])[t.status_rank] AS status, t.pairs "
+    f"FROM (SELECT g.schedule_milestone_slug AS milestone, {WEEK} AS week, g.status_rank, "
+    "sum(g.pairs)::bigint AS pairs "
+    f"FROM ({_counts(['schedule_milestone_slug', 'schedule_start_offset_days'])}) AS g "
+    "GROUP BY 1, 2, 3) AS t ORDER BY 1, 2, 3"
 )
 TODAY_QUERY = "SELECT (now() AT TIME ZONE s.report_time_zone)::date AS today FROM pipeline.settings AS s"
 
@@ -73,7 +95,7 @@ def adherence_report(target: Target, as_of: date | None, by: str) -> list[dict[s
         require_migrated(conn)
         with conn.transaction():
             _plan_for_a_report(conn)
-            return _read(conn, report_query(by), (as_of, list(STATUSES)))
+            return _read(conn, report_query(by), _params(as_of))
 
 
 def html_report(target: Target, as_of: date | None, path: Path) -> tuple[date, int]:
@@ -85,8 +107,8 @@ def html_report(target: Target, as_of: date | None, path: Path) -> tuple[date, i
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             _plan_for_a_report(conn)
             day = as_of or _read(conn, TODAY_QUERY, ())[0]["today"]
-            tables = {by: _read(conn, report_query(by), (day, list(STATUSES))) for by in BY}
-            weeks = _read(conn, WEEKS_QUERY, (day,))
+            tables = {by: _read(conn, report_query(by), _params(day)) for by in BY}
+            weeks = _read(conn, WEEKS_QUERY, _params(day))
     page = report_html.render_page(day, tables, weeks)
     try:
         path.write_text(page, encoding="utf-8")
@@ -95,14 +117,21 @@ def html_report(target: Target, as_of: date | None, path: Path) -> tuple[date, i
     return day, sum(int(row["pairs"]) for row in tables["milestone"])
 
 
+def _params(as_of: date | None) -> dict[str, Any]:
+    return {"as_of": as_of, "statuses": list(STATUSES)}
+
+
 def _plan_for_a_report(conn: psycopg.Connection[dict[str, Any]]) -> None:
-    """The report is one scan of millions of pairs into a few groups: compiling it (JIT, which
-    its estimated cost triggers) takes longer than the scan saves, in every process."""
-    conn.execute("SET LOCAL jit = off")
+    """The report is one scan of millions of pairs into a few groups. JIT compiling its
+    per-row steps (reading each row's columns, the status) without LLVM's optimisation and
+    inlining takes a few milliseconds per process and saves more than that; with them (which
+    the report's estimated cost triggers) compiling takes longer than the scan saves."""
+    conn.execute("SET LOCAL jit_optimize_above_cost = -1")
+    conn.execute("SET LOCAL jit_inline_above_cost = -1")
 
 
 def _read(
-    conn: psycopg.Connection[dict[str, Any]], query: str, params: tuple[Any, ...]
+    conn: psycopg.Connection[dict[str, Any]], query: str, params: dict[str, Any] | tuple[Any, ...]
 ) -> list[dict[str, Any]]:
     try:
         return conn.execute(query, params).fetchall()

@@ -4,7 +4,8 @@
 --                    Nothing else: it cannot write any table, nor read the source tables.
 --   pipeline_reader  may read the results: the window table, pipeline_failures,
 --                    current_failures, pipeline_runs, and adherence: pipeline.adherence(date),
---                    pipeline.activity_adherence and what the inlined function reads with the
+--                    pipeline._adherence(date) (which it and the report read),
+--                    pipeline.activity_adherence and what the inlined functions read with the
 --                    caller's rights: the columns of held_back_pair it reports and
 --                    settings.report_time_zone; and pipeline.failure_log_line, the line
 --                    `failures --log` writes. Nothing else: not the source tables.
@@ -50,7 +51,8 @@ BEGIN
         IF NOT has_column_privilege('pipeline_reader', 'pipeline.settings', 'report_time_zone', 'SELECT') THEN
             GRANT SELECT (report_time_zone) ON pipeline.settings TO pipeline_reader;
         END IF;
-        GRANT EXECUTE ON FUNCTION pipeline.adherence(date) TO pipeline_reader;
+        -- _adherence: what adherence and the report read (adherence with the status as its rank)
+        GRANT EXECUTE ON FUNCTION pipeline.adherence(date), pipeline._adherence(date) TO pipeline_reader;
         -- `failures --log` writes the lines the runs write to the server log
         GRANT EXECUTE ON FUNCTION pipeline.failure_log_line(jsonb),
                                   pipeline._log_text(text, integer) TO pipeline_reader;

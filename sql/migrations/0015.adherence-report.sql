@@ -1,0 +1,6 @@
+-- depends: 0013.adherence
+-- Issue 10: the adherence report within 3x of a count(*) of the window table. No table changes:
+-- this release adds the routine pipeline._adherence (sql/procedures/_adherence.sql, created by
+-- migrate like every routine), which pipeline.adherence and the report read. Its standard body
+-- depends on columns 0013 added, so this migration exists for its rollback, which drops it
+-- before 0013's rollback drops those columns.
