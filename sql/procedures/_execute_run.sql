@@ -103,7 +103,7 @@ BEGIN
             v_held_back := pipeline._record_held_back(p_run_id, v_scoped);
             -- rows written by this run are the source's: an empty table has none to retire
             v_retire := EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
-            SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id);
+            SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_scoped);
             PERFORM pipeline._mark_held_back_windows(v_scoped);
             IF v_retire THEN
                 PERFORM pipeline._retire_windows(v_scoped);
