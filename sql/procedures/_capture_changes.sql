@@ -7,9 +7,9 @@
 -- EXECUTE was planned again at each statement), no EXCEPTION block (a subtransaction, and the
 -- subtransaction id its INSERT took) and one INSERT. What could make that INSERT fail is ruled
 -- out before it: a key column that is missing or not of a built-in integer type queues a full
--- run instead. The key column's type is read from the catalog at each statement: the tables'
--- owner can change it at any time, and a key of the owner's type is never read (its cast to
--- bigint would run the owner's code with the pipeline owner's rights).
+-- run instead. The key's type is checked at each statement: the tables' owner can change it at
+-- any time, and a key of the owner's type is never converted (its cast to bigint would run the
+-- owner's code with the pipeline owner's rights).
 CREATE OR REPLACE FUNCTION pipeline._capture_changes()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -20,6 +20,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_type oid;
+    v_touched boolean := false;
     v_keys integer;
     v_queued tid;
     v_compared text;
@@ -28,13 +29,43 @@ BEGIN
         INSERT INTO pipeline.change_queue (kind) VALUES ('full');
         RETURN NULL;
     END IF;
-    -- A built-in integer type at once; a domain over one through pipeline._column_has_kind.
-    SELECT a.atttypid INTO v_type
-    FROM pg_catalog.pg_attribute AS a
-    WHERE a.attrelid = TG_RELID AND a.attname = TG_ARGV[1] AND a.attnum > 0 AND NOT a.attisdropped;
+    -- The key's type as the statement's rows have it (pg_typeof converts nothing), not as the
+    -- catalog says: under REPEATABLE READ or SERIALIZABLE the catalog is read as of the
+    -- transaction's start, while the rows, and the INSERT below, have the column's type now
+    -- (retyped meanwhile to the owner's type, whose cast to bigint would run its code here).
+    -- This block writes nothing, so it assigns no subtransaction id; a key column gone since
+    -- the transaction began fails in it and asks for a full run.
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            IF TG_ARGV[1] = 'id' THEN
+                SELECT pg_typeof(o.id)::oid INTO v_type FROM old_rows AS o LIMIT 1;
+            ELSIF TG_ARGV[1] = 'patient_journey_id' THEN
+                SELECT pg_typeof(o.patient_journey_id)::oid INTO v_type FROM old_rows AS o LIMIT 1;
+            ELSIF TG_ARGV[1] = 'journey_id' THEN
+                SELECT pg_typeof(o.journey_id)::oid INTO v_type FROM old_rows AS o LIMIT 1;
+            ELSE
+                RAISE EXCEPTION 'no branch for key column %', TG_ARGV[1];
+            END IF;
+        ELSIF TG_ARGV[1] = 'id' THEN
+            SELECT pg_typeof(n.id)::oid INTO v_type FROM new_rows AS n LIMIT 1;
+        ELSIF TG_ARGV[1] = 'patient_journey_id' THEN
+            SELECT pg_typeof(n.patient_journey_id)::oid INTO v_type FROM new_rows AS n LIMIT 1;
+        ELSIF TG_ARGV[1] = 'journey_id' THEN
+            SELECT pg_typeof(n.journey_id)::oid INTO v_type FROM new_rows AS n LIMIT 1;
+        ELSE
+            RAISE EXCEPTION 'no branch for key column %', TG_ARGV[1];
+        END IF;
+        v_touched := FOUND;
+    EXCEPTION WHEN OTHERS THEN
+        v_touched := true;  -- not knowing is never taken for nothing written
+        v_type := NULL;
+    END;
+    IF NOT v_touched THEN
+        RETURN NULL;  -- no row written: nothing to queue
+    END IF;
     IF v_type IS NULL
        OR (v_type NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-           AND NOT pipeline._column_has_kind(TG_RELID, TG_ARGV[1], 'integer')) THEN
+           AND NOT pipeline._type_has_kind(v_type, 'integer')) THEN
         INSERT INTO pipeline.change_queue (kind) VALUES ('full');
         RETURN NULL;
     END IF;
@@ -100,7 +131,10 @@ BEGIN
         -- queued as they are: they cost the next run little, and comparing them would cost
         -- every small write of the application more. Its SQL names the columns of the table, so
         -- it is built here; should it fail, every key stays queued, which is never wrong.
-        IF v_keys > 2000 THEN
+        -- Only under READ COMMITTED: there the catalog _compared_columns reads is current, while
+        -- a transaction that began earlier could see a compared column with the type it had
+        -- then, and compare the owner's type with its operators.
+        IF v_keys > 2000 AND current_setting('transaction_isolation') = 'read committed' THEN
             v_compared := pipeline._compared_columns(TG_RELID);
             IF v_compared IS NOT NULL THEN
                 BEGIN

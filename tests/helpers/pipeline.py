@@ -191,12 +191,16 @@ PLANTED_TYPES = (
 # (or polymorphic): an unqualified operator in unpinned code resolves to the planted one.
 PLANTED_OPERATORS = ("=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "||", "~")
 # What cannot be generated from the catalog: the aggregates the SQL calls (count(*), count, sum,
-# array_agg, string_agg, bool_and, bool_or, max, min) and format(text, VARIADIC "any") (a PL/pgSQL
-# function cannot take "any"; the all-text overload wins for calls whose arguments are all text).
+# array_agg, string_agg, bool_and, bool_or, max, min), format(text, VARIADIC "any") and
+# pg_typeof("any") (a PL/pgSQL function cannot take "any"; the all-text overload of format wins
+# for calls whose arguments are all text, and an anyelement pg_typeof for any one argument).
 _PLANTED_BY_HAND = """
 CREATE FUNCTION public.format(f text, VARIADIC a text[]) RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$
 BEGIN PERFORM public.planted_ran('format'); RETURN format(f, VARIADIC a); END $$;
+CREATE FUNCTION public.pg_typeof(v anyelement) RETURNS regtype LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('pg_typeof'); RETURN pg_typeof(v); END $$;
 CREATE FUNCTION public.planted_count_star(s int8) RETURNS int8 LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$
 BEGIN PERFORM public.planted_ran('count'); RETURN s + 1; END $$;
@@ -328,7 +332,18 @@ def plant_look_alikes(conn: psycopg.Connection[Any]) -> list[str]:
             except psycopg.errors.DatabaseError:
                 pass  # e.g. a polymorphic result PL/pgSQL cannot return: others of the name stay
         conn.execute(_PLANTED_BY_HAND.encode())
-        planted |= {"format", "count", "sum", "array_agg", "string_agg", "bool_and", "bool_or", "max", "min"}
+        planted |= {
+            "format",
+            "pg_typeof",
+            "count",
+            "sum",
+            "array_agg",
+            "string_agg",
+            "bool_and",
+            "bool_or",
+            "max",
+            "min",
+        }
         operators = cur.execute(
             _OPERATORS_TO_PLANT, {"names": list(PLANTED_OPERATORS), "types": list(PLANTED_TYPES)}
         ).fetchall()

@@ -292,6 +292,18 @@ def test_an_incremental_run_neither_writes_nor_locks_the_rows_of_its_scope_that_
     assert touched["locked"] == 0
 
 
+def test_a_large_update_in_a_transaction_older_than_the_catalog_it_would_compare_keeps_every_key(db):
+    """Under REPEATABLE READ the catalog is read as of the transaction's start, so the columns an
+    UPDATE of many rows would be compared on may since have another type (the tables' owner's,
+    with its own operators): such an UPDATE queues every key, compared on nothing."""
+    journeys_of_one_activity(db, 2100)
+    run(db)
+    db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    db.execute("UPDATE public.patient_journey SET operation_date = operation_date")
+    db.execute("COMMIT")
+    assert len(queued_keys(db, "patient_journey")) == 2 * 2100
+
+
 def case_insensitive_slugs(db):
     """schedule.slug under a case-insensitive ICU collation of the tables' owner (skipped without ICU)."""
     if db.execute("SELECT FROM pg_collation WHERE collname = 'und-x-icu'").fetchone() is None:

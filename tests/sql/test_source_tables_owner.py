@@ -231,6 +231,41 @@ def test_change_capture_never_converts_a_key_column_of_the_owners_type(install: 
         assert queued == [{"kind": "full", "keys": None}]
 
 
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+@pytest.mark.parametrize(
+    ("retype", "written"),
+    [
+        (
+            OWNER_CAST.format(table="public.schedule", column="id", builtin="bigint"),
+            "ROW(555)::public.owner_box",
+        ),
+        ("ALTER TABLE public.schedule ALTER COLUMN id TYPE text", "'555'"),
+    ],
+    ids=["owners type", "text"],
+)
+def test_a_writer_whose_snapshot_predates_its_key_column_retyped_neither_runs_the_owners_cast_nor_fails(
+    install: Install, isolation: str, retype: str, written: str
+) -> None:
+    """The source tables' owner: open a REPEATABLE READ (or SERIALIZABLE) transaction, then in
+    another session retype the key column change capture reads, to a type of its own whose
+    implicit cast to bigint runs its code, and write in the first. That transaction reads the
+    catalog as of its start (the column still bigint), while its rows have the new type: the
+    trigger takes the type from the rows, so the cast never runs as pipeline_owner; and a
+    column retyped to text no longer fails the application's write. Either asks for a full run."""
+    assert run_as_runner(install) is None
+    with psycopg.connect(install.as_role(install.owner), autocommit=True) as writer:
+        writer.execute(f"BEGIN ISOLATION LEVEL {isolation}")
+        writer.execute("SELECT 1")  # the snapshot is taken here, with no lock on the table
+        with connect(install.as_role(install.owner)) as owner:
+            owner.execute(retype)
+        writer.execute(f"INSERT INTO public.schedule (id, slug) VALUES ({written}, 'op')")
+        writer.execute("COMMIT")
+    with connect(install.url) as admin:
+        untouched(admin)
+        queued = admin.execute("SELECT kind, keys FROM pipeline.change_queue").fetchall()
+        assert queued == [{"kind": "full", "keys": None}]
+
+
 def test_a_child_table_or_rule_through_which_writes_bypass_capture_makes_runs_full(install: Install) -> None:
     """The source tables' owner: let the application's writes land where no capture trigger
     fires (a rule rerouting inserts into a child table), so that runs stay noop while windows go
