@@ -12,19 +12,30 @@ RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
+DECLARE
+    v_queued boolean;
+    v_unknown_kind boolean := false;
 BEGIN
-    CREATE TEMP TABLE run_change (kind text, keys bigint[]) ON COMMIT DROP;
-    -- plpgsql_check cannot run the CREATE above: the pragma tells it the table (a no-op when run)
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_change (kind text, keys bigint[])';
-    WITH drained AS (
-        DELETE FROM pipeline.change_queue RETURNING kind, keys
-    )
-    INSERT INTO pg_temp.run_change SELECT d.kind, d.keys FROM drained AS d;
+    -- Nothing queued, as most runs find: no temporary table to create and drop (a tenth of a
+    -- no-op run). A change committed after this look waits in the queue for the next run. The
+    -- statements that read run_change are reached only once it exists (each is planned then).
+    v_queued := EXISTS (SELECT FROM pipeline.change_queue);
+    IF v_queued THEN
+        CREATE TEMP TABLE run_change (kind text, keys bigint[]) ON COMMIT DROP;
+        -- plpgsql_check cannot run the CREATE above: the pragma tells it the table (a no-op when run)
+        PERFORM 'PRAGMA:TABLE: pg_temp.run_change (kind text, keys bigint[])';
+        WITH drained AS (
+            DELETE FROM pipeline.change_queue RETURNING kind, keys
+        )
+        INSERT INTO pg_temp.run_change SELECT d.kind, d.keys FROM drained AS d;
+        v_queued := FOUND;
+        v_unknown_kind := EXISTS (SELECT FROM pg_temp.run_change AS c
+                                  WHERE c.kind NOT IN ('patient_journey', 'journey', 'activity', 'schedule'));
+    END IF;
 
     IF p_full
        OR NOT pipeline._change_capture_ready()
-       OR EXISTS (SELECT FROM pg_temp.run_change AS c
-                  WHERE c.kind NOT IN ('patient_journey', 'journey', 'activity', 'schedule'))
+       OR v_unknown_kind
        OR EXISTS (SELECT FROM pipeline.settings AS s
                   WHERE s.full_run_every IS NOT NULL
                     AND coalesce((SELECT max(r.started_at) FROM pipeline.pipeline_runs AS r
@@ -36,7 +47,7 @@ BEGIN
         INSERT INTO pipeline.change_capture_state (table_name, table_oid, triggers, columns, subscribed)
         SELECT * FROM pipeline._capture_state();
         RETURN 'full';
-    ELSIF NOT EXISTS (SELECT FROM pg_temp.run_change) THEN
+    ELSIF NOT v_queued THEN
         RETURN 'noop';
     END IF;
     RETURN 'incremental';

@@ -380,3 +380,25 @@ def test_timeouts_of_a_second_or_more_are_honoured_and_idle_timeouts_never_touch
     with psycopg.connect(runner_url, autocommit=True) as runner:
         runner.execute("CALL pipeline.run_patient_journey_pipeline()")
     assert db.execute("SELECT status FROM pipeline.pipeline_runs").fetchall() == [{"status": "succeeded"}]
+
+
+@pytest.mark.parametrize("name", ["statement_timeout", "lock_timeout"])
+def test_the_timeout_boundary_is_one_second_however_the_value_is_written(
+    db: Conn, db_url: str, name: str
+) -> None:
+    """A run reads the timeouts as the server shows them (in the largest unit that divides
+    them) before it looks in pg_settings: every spelling of 1 to 999 ms is refused, and 0 and
+    1 s or more, however written, are not (below 100 ms the timeout may cancel the CALL first)."""
+    load(db, good_rows())
+    with psycopg.connect(with_params(db_url, user="pipeline_runner"), autocommit=True) as runner:
+        for value in ("100ms", "999ms", "0.5s", "999"):
+            runner.execute(f"SET {name} = '{value}'")
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match=f"refuses to run with {name} = "):
+                runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+        for value in ("0", "1000ms", "1001", "1.5s", "1min"):
+            runner.execute(f"SET {name} = '{value}'")
+            runner.execute("CALL pipeline.run_patient_journey_pipeline()")
+    runs = db.execute(
+        "SELECT count(*) AS n FROM pipeline.pipeline_runs WHERE status = 'succeeded'"
+    ).fetchone()
+    assert runs == {"n": 5}
