@@ -1,7 +1,8 @@
 """The adherence report: how many pairs have each status, per milestone, activity or week.
 
-It reads pipeline._adherence(date), what pipeline.adherence(date) reports (README, "Adherence")
-with the status as its rank, so pipeline_reader's rights are enough.
+It reads pipeline._adherence_counts(date): the pairs pipeline.adherence(date) reports (README,
+"Adherence") counted per activity, milestone, start offset and status rank, from the counts the
+window table's triggers keep; pipeline_reader's rights are enough.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ STATUSES = (
     "held_back", "no_window", "done_in_window", "done_late", "done_early",
     "done_undated", "overdue", "not_yet_open", "open",
 )  # fmt: skip
-# Each query counts the pairs of pipeline._adherence per status rank and the narrowest columns
-# that decide the group (for the week, the start offset: a few hundred groups), then names the
-# statuses and computes the weeks over those groups: hashing a status text, or computing the
-# week, for each of millions of pairs would cost more than the scan itself (issue 10). A
+# Each query sums the counts of pipeline._adherence_counts per status rank and the narrowest
+# columns that decide the group (for the week, the start offset: a few hundred groups), then
+# names the statuses and computes the weeks over those groups. A
 # held-back pair has no offset, so its week is NULL, its own group, as is that of a pair whose
 # window has no first day.
-# GROUPS: the columns of pipeline._adherence each --by counts by; KEYS: the report's first
+# GROUPS: the columns of pipeline._adherence_counts each --by sums by; KEYS: the report's first
 # columns, (expression over those counts, name).
 WEEK = "floor(g.schedule_start_offset_days::numeric / 7)::integer"
 GROUPS = {
@@ -50,8 +50,8 @@ def _counts(columns: list[str]) -> str:
     """Pairs per status rank and `columns` of pipeline._adherence as of the parameter as_of."""
     listed = ", ".join(f"a.{column}" for column in columns)
     return (
-        f"SELECT {listed}, a.status_rank, count(*) AS pairs "
-        f"FROM pipeline._adherence(%(as_of)s) AS a GROUP BY {listed}, a.status_rank"
+        f"SELECT {listed}, a.status_rank, sum(a.pairs) AS pairs "
+        f"FROM pipeline._adherence_counts(%(as_of)s) AS a GROUP BY {listed}, a.status_rank"
     )
 
 

@@ -42,20 +42,19 @@ BEGIN ATOMIC
                w.schedule_milestone_slug, w.schedule_start_offset_days, w.window_start_date, w.window_end_date,
                w.completed_on, w.result_count,
                -- 1 held_back: the other branch
-               CASE WHEN w.schedule_id IS NULL
-                         OR (w.schedule_milestone_slug IS NOT NULL AND w.milestone_date IS NULL) THEN 2  -- no_window
-                    WHEN w.completed_on OPERATOR(pg_catalog.<) w.window_start_date THEN 5  -- done_early
-                    WHEN w.completed_on OPERATOR(pg_catalog.>) w.window_end_date THEN 4  -- done_late
-                    WHEN w.completed_on IS NOT NULL THEN 3  -- done_in_window
-                    WHEN w.result_count OPERATOR(pg_catalog.>) 0 THEN 6  -- done_undated
-                    WHEN w.window_end_date OPERATOR(pg_catalog.<)
-                         coalesce(p_as_of, (SELECT (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date
-                                            FROM pipeline.settings AS s)) THEN 7  -- overdue
-                    WHEN w.window_start_date OPERATOR(pg_catalog.>)
-                         coalesce(p_as_of, (SELECT (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date
-                                            FROM pipeline.settings AS s)) THEN 8  -- not_yet_open
-                    ELSE 9  -- open
-               END,
+               -- 2 no_window .. 6 done_undated when the run's data decides it (the counts of
+               -- pipeline.adherence_group use the same function), else the as-of date does
+               coalesce(pipeline._settled_rank(w.schedule_id, w.schedule_milestone_slug, w.milestone_date,
+                                               w.completed_on, w.window_start_date, w.window_end_date,
+                                               w.result_count),
+                        CASE WHEN w.window_end_date OPERATOR(pg_catalog.<)
+                                  coalesce(p_as_of, (SELECT (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date
+                                                     FROM pipeline.settings AS s)) THEN 7  -- overdue
+                             WHEN w.window_start_date OPERATOR(pg_catalog.>)
+                                  coalesce(p_as_of, (SELECT (pg_catalog.now() AT TIME ZONE s.report_time_zone)::date
+                                                     FROM pipeline.settings AS s)) THEN 8  -- not_yet_open
+                             ELSE 9  -- open
+                        END),
                NULL::pipeline.held_back_reason,
                -- a pair held back now may keep the window row it had (marked held_back): it is
                -- reported held back, once, from held_back_pair

@@ -4,7 +4,8 @@
 --                    Nothing else: it cannot write any table, nor read the source tables.
 --   pipeline_reader  may read the results: the window table, pipeline_failures,
 --                    current_failures, pipeline_runs, and adherence: pipeline.adherence(date),
---                    pipeline._adherence(date) (which it and the report read),
+--                    pipeline._adherence(date) (which it reads), pipeline._adherence_counts(date)
+--                    and the counts it reads, pipeline.adherence_group (the report's),
 --                    pipeline.activity_adherence and what the inlined functions read with the
 --                    caller's rights: the columns of held_back_pair it reports and
 --                    settings.report_time_zone; and pipeline.failure_log_line, the line
@@ -42,7 +43,7 @@ BEGIN
         GRANT SELECT ON pipeline.patient_journey_schedule_window, pipeline.pipeline_failures,
                         pipeline.current_failures, pipeline.pipeline_runs TO pipeline_reader;
         -- adherence is inlined into the reader's query, which reads these columns itself
-        GRANT SELECT ON pipeline.activity_adherence TO pipeline_reader;
+        GRANT SELECT ON pipeline.activity_adherence, pipeline.adherence_group TO pipeline_reader;
         GRANT SELECT (patient_journey_id, activity_id, held_back, schedule_slug, milestone_slug, patient_id,
                       activity_content_slug, result_count)
             ON pipeline.held_back_pair TO pipeline_reader;
@@ -51,8 +52,11 @@ BEGIN
         IF NOT has_column_privilege('pipeline_reader', 'pipeline.settings', 'report_time_zone', 'SELECT') THEN
             GRANT SELECT (report_time_zone) ON pipeline.settings TO pipeline_reader;
         END IF;
-        -- _adherence: what adherence and the report read (adherence with the status as its rank)
-        GRANT EXECUTE ON FUNCTION pipeline.adherence(date), pipeline._adherence(date) TO pipeline_reader;
+        -- _adherence: what adherence reads (adherence with the status as its rank); _adherence_counts:
+        -- what the report reads; _settled_rank: the status both compute
+        GRANT EXECUTE ON FUNCTION pipeline.adherence(date), pipeline._adherence(date), pipeline._adherence_counts(date),
+                                  pipeline._settled_rank(bigint, text, date, date, date, date, integer)
+            TO pipeline_reader;
         -- `failures --log` writes the lines the runs write to the server log
         GRANT EXECUTE ON FUNCTION pipeline.failure_log_line(jsonb),
                                   pipeline._log_text(text, integer) TO pipeline_reader;

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from pytools.sql_files import routine_files
 
@@ -101,6 +101,31 @@ def latest_run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
 def windows(conn: psycopg.Connection[Any]) -> dict[tuple[int, int], dict[str, Any]]:
     rows = conn.execute("SELECT * FROM pipeline.patient_journey_schedule_window").fetchall()
     return {(r["patient_journey_id"], r["activity_id"]): dict(r) for r in rows}
+
+
+# The pairs of pipeline._adherence per report key and status rank, counted from the rows, and
+# as pipeline._adherence_counts gives them from the counts the triggers keep.
+_ADHERENCE_KEY = (
+    "activity_id, activity_content_slug, schedule_milestone_slug, schedule_start_offset_days, status_rank"
+)
+ADHERENCE_COUNTED = (
+    f"SELECT {_ADHERENCE_KEY}, count(*) AS pairs FROM pipeline._adherence(%s) "
+    f"GROUP BY {_ADHERENCE_KEY} ORDER BY 1, 2, 3, 4, 5"
+)
+ADHERENCE_KEPT = (
+    f"SELECT {_ADHERENCE_KEY}, sum(pairs) AS pairs FROM pipeline._adherence_counts(%s) "
+    f"GROUP BY {_ADHERENCE_KEY} ORDER BY 1, 2, 3, 4, 5"
+)
+
+
+def adherence_counts(conn: psycopg.Connection[Any], as_of: str) -> tuple[list[Any], list[Any]]:
+    """(the counts the report reads, the same counted from the pairs) as of `as_of`: equal
+    while the triggers keep pipeline.adherence_group right."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        kept = cur.execute(ADHERENCE_KEPT, (as_of,)).fetchall()
+        counted = cur.execute(ADHERENCE_COUNTED, (as_of,)).fetchall()
+    assert counted, "no pairs to count"
+    return kept, counted
 
 
 def current_failures(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

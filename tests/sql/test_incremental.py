@@ -11,7 +11,15 @@ import pytest
 from psycopg.rows import dict_row
 
 from pytools.generate import generate
-from tests.helpers.pipeline import COMPARED, FAILURE_KEY, insert, journeys_of_one_activity, quiet, run
+from tests.helpers.pipeline import (
+    COMPARED,
+    FAILURE_KEY,
+    adherence_counts,
+    insert,
+    journeys_of_one_activity,
+    quiet,
+    run,
+)
 
 
 def _failures(conn, run_id: int) -> list[tuple]:
@@ -159,6 +167,11 @@ def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed
         incremental = run(db)
         assert (incremental["status"], incremental["mode"]) == ("succeeded", "incremental"), applied
         assert _group_counts(db) == _recounted_groups(db), applied
+        # the adherence report's counts, kept by the window table's triggers, on either side of
+        # the generated windows (2026-01 .. 2026-06)
+        for as_of in ("2026-01-15", "2026-04-01", "2026-09-01"):
+            kept, counted = adherence_counts(db, as_of)
+            assert kept == counted, (as_of, applied)
 
     before = db.execute(
         f"SELECT {COMPARED}, retired_at IS NOT NULL AS retired FROM pipeline.patient_journey_schedule_window "

@@ -571,7 +571,12 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
             assert not routine["prosecdef"] and not routine["public_execute"] and routine["runner_execute"]
             continue
         if routine["bound_at_creation"]:  # inlined, so it cannot pin: its standard body binds every name
-            assert routine["name"] in {"pipeline.adherence(date)", "pipeline._adherence(date)"}
+            assert routine["name"] in {
+                "pipeline.adherence(date)",
+                "pipeline._adherence(date)",
+                "pipeline._adherence_counts(date)",
+                "pipeline._settled_rank(bigint,text,date,date,date,date,integer)",
+            }
             assert not routine["prosecdef"] and not routine["proconfig"]
             continue
         assert set(routine["proconfig"] or []) & pinned, routine

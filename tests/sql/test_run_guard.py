@@ -384,6 +384,7 @@ def test_an_analyst_holding_locks_on_the_pipelines_tables_does_not_block_runs(
             "current_failures",
             "pipeline_runs",
             "activity_adherence",
+            "adherence_group",
         ):
             reader.execute(f"LOCK TABLE pipeline.{name} IN ACCESS SHARE MODE")
         # adherence's other reads: columns only, which LOCK TABLE does not take; a SELECT does

@@ -42,6 +42,10 @@ FROM plpgsql_check_function_tb(%(routine)s::regprocedure, %(relation)s::regclass
 # a key column of another watched table that this table lacks (a branch never taken on it):
 # every statement is checked against every table, each one error-free where it runs.
 BRANCHING_TRIGGER = "pipeline._capture_changes()"
+# Trigger functions that take a branch per event, each reading the transition tables of its
+# event (PostgreSQL gives an INSERT trigger no old table, a DELETE trigger no new one): checked
+# once per table, with both.
+PER_EVENT_TRIGGERS = (BRANCHING_TRIGGER, "pipeline._count_adherence_groups()")
 MISSING_KEY_COLUMN = re.compile(r"column [a-z]\.(\w+) does not exist")
 KEY_COLUMNS_MISSING = """
 SELECT coalesce(array_agg(DISTINCT w.key_column), '{}') AS columns
@@ -88,8 +92,10 @@ def test_plpgsql_check_reports_no_error_and_no_warning_in_any_routine(
     assert unattached == [], "a trigger function can only be checked against a table it is on"
     branching = [c for c in checks if c["routine"] == BRANCHING_TRIGGER]
     assert {c["relation"] for c in branching} >= {"patient_journey", "survey_result", "journey_activity"}
-    checks = [c for c in checks if c["routine"] != BRANCHING_TRIGGER]
-    per_table = {c["relation"]: c for c in branching}.values()
+    per_event = [c for c in checks if c["routine"] in PER_EVENT_TRIGGERS]
+    assert {c["routine"] for c in per_event} == set(PER_EVENT_TRIGGERS)
+    checks = [c for c in checks if c["routine"] not in PER_EVENT_TRIGGERS]
+    per_table = {(c["routine"], c["relation"]): c for c in per_event}.values()
     # each table once, with both transition tables
     checks += [{**c, "old_table": "old_rows", "new_table": "new_rows"} for c in per_table]
     problems: list[str] = []
