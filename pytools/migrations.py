@@ -200,12 +200,12 @@ def migrate(url: str) -> MigrateResult:
                 "WHERE w.table_name LIKE 'public.%' AND to_regclass(w.table_name) IS NOT NULL "
                 "AND NOT has_table_privilege(to_regclass(w.table_name), 'SELECT') ORDER BY 1"
             ).fetchall()
-            # after the triggers that keep them current exist (created above, with their function)
-            step = "counting the adherence groups"
-            conn.execute("SELECT pipeline._rebuild_adherence_groups()")
             step = "granting access to pipeline_runner and pipeline_reader"
             access = conn.execute("SELECT role_name, granted, access FROM pipeline.grant_access()").fetchall()
             role = conn.execute("SELECT current_user").fetchone()
+            # last: it locks the window table against runs' writes until the commit
+            step = "counting the adherence groups"
+            conn.execute("SELECT pipeline._install_adherence_counts()")
             conn.commit()
         except psycopg.Error as exc:
             raise database_error(step, exc) from None

@@ -2,9 +2,9 @@
 -- Issue 10: the adherence report within 3x of a count(*) of the window table. Counting the
 -- statuses of millions of window rows per report costs it more than three scans (each row's
 -- columns read, its status computed and hashed); the report now reads these counts instead,
--- kept current by triggers on the window table (pipeline._count_adherence_groups, created by
--- migrate from sql/procedures/ with its triggers, which also rebuilds this table from the window
--- table: pipeline._rebuild_adherence_groups).
+-- kept current by triggers on the window table (pipeline._count_adherence_groups); migrate
+-- creates them, last, and counts this table again from the window table
+-- (pipeline._install_adherence_counts).
 --
 -- One row per group of reported window rows (not retired, not held back) that share the
 -- columns a report groups by and their status: settled_rank is the status rank (2 no_window ..
@@ -19,11 +19,16 @@ CREATE TABLE pipeline.adherence_group (
     settled_rank integer,
     window_start_date date,
     window_end_date date,
-    pairs bigint NOT NULL,
-    CONSTRAINT adherence_group_key UNIQUE NULLS NOT DISTINCT
-        (activity_id, activity_content_slug, schedule_milestone_slug, schedule_start_offset_days,
-         settled_rank, window_start_date, window_end_date)
+    pairs bigint NOT NULL
 );
+
+-- The key. A content slug is the application's text, of any length, and a btree entry holds at
+-- most 2,704 bytes (a longer slug would fail every write of its pairs): the key holds its md5.
+-- Two slugs of one activity with one md5 would share a group and its label, which would take
+-- two versions of the same activity's slug among the window rows at once, one crafted.
+CREATE UNIQUE INDEX adherence_group_key ON pipeline.adherence_group
+    (activity_id, pg_catalog.md5(activity_content_slug), schedule_milestone_slug, schedule_start_offset_days,
+     settled_rank, window_start_date, window_end_date) NULLS NOT DISTINCT;
 
 -- the groups a statement emptied, found without a scan of the table
 CREATE INDEX adherence_group_empty_idx ON pipeline.adherence_group (activity_id) WHERE pairs = 0;

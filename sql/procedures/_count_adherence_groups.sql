@@ -3,7 +3,8 @@
 -- subtracts its old ones, per group, and drops the groups it emptied. Statement-level, with
 -- transition tables: one upsert per statement, not one per row (a full load inserts millions).
 -- PostgreSQL allows transition tables only on single-event triggers, hence one trigger per
--- event, all calling this function; a TRUNCATE empties the counts too.
+-- event, all calling this function (pipeline._install_adherence_counts creates them); a
+-- TRUNCATE empties the counts too.
 -- Runs as the role that writes the window table: only its owner may (runs write it as such).
 CREATE OR REPLACE FUNCTION pipeline._count_adherence_groups()
 RETURNS trigger
@@ -36,7 +37,9 @@ BEGIN
               FROM new_rows AS n
               WHERE n.retired_at IS NULL AND NOT n.held_back) AS c
         GROUP BY 1, 2, 3, 4, 5, 6, 7
-        ON CONFLICT ON CONSTRAINT adherence_group_key DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
+        ON CONFLICT (activity_id, pg_catalog.md5(activity_content_slug), schedule_milestone_slug,
+                     schedule_start_offset_days, settled_rank, window_start_date, window_end_date)
+            DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         INSERT INTO pipeline.adherence_group AS g
@@ -55,7 +58,9 @@ BEGIN
               FROM old_rows AS o
               WHERE o.retired_at IS NULL AND NOT o.held_back) AS c
         GROUP BY 1, 2, 3, 4, 5, 6, 7
-        ON CONFLICT ON CONSTRAINT adherence_group_key DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
+        ON CONFLICT (activity_id, pg_catalog.md5(activity_content_slug), schedule_milestone_slug,
+                     schedule_start_offset_days, settled_rank, window_start_date, window_end_date)
+            DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
     END IF;
     IF TG_OP <> 'INSERT' THEN
         DELETE FROM pipeline.adherence_group AS g WHERE g.pairs = 0;
@@ -69,19 +74,3 @@ COMMENT ON FUNCTION pipeline._count_adherence_groups() IS
 
 -- A trigger function runs only as a trigger; nobody calls it.
 REVOKE ALL ON FUNCTION pipeline._count_adherence_groups() FROM PUBLIC;
-
-CREATE OR REPLACE TRIGGER count_adherence_inserted
-    AFTER INSERT ON pipeline.patient_journey_schedule_window
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pipeline._count_adherence_groups();
-CREATE OR REPLACE TRIGGER count_adherence_updated
-    AFTER UPDATE ON pipeline.patient_journey_schedule_window
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pipeline._count_adherence_groups();
-CREATE OR REPLACE TRIGGER count_adherence_deleted
-    AFTER DELETE ON pipeline.patient_journey_schedule_window
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pipeline._count_adherence_groups();
-CREATE OR REPLACE TRIGGER count_adherence_truncated
-    AFTER TRUNCATE ON pipeline.patient_journey_schedule_window
-    FOR EACH STATEMENT EXECUTE FUNCTION pipeline._count_adherence_groups();

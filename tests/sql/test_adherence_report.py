@@ -3,6 +3,7 @@ status and every grouping, and reads each of the pipeline's tables once."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -188,3 +189,29 @@ def test_migrate_counts_the_groups_again_from_the_window_rows(reader: Conn, db: 
     migrate(db_url)
     kept, counted = adherence_counts(reader, "2026-04-01")
     assert kept == counted
+
+
+def test_a_content_slug_of_any_length_is_counted_and_loads_in_one_statement(
+    reader: Conn, db: Conn, db_url: str
+) -> None:
+    """Actor: the source tables' owner, who writes a content slug longer than a btree entry
+    holds (2,704 bytes; an incompressible one): the window table has no index on it, and the
+    counts' key holds its md5, so no write of its pairs fails (every run would otherwise fall
+    back to one pair at a time and fail each; found by a hostile review), and migrate counts it
+    too."""
+    long_slug = "".join(hashlib.sha256(bytes([i])).hexdigest() for i in range(50))  # 3,200 bytes
+    db.execute("UPDATE public.activity SET content_slug = %s WHERE id = 10", (long_slug,))
+    notices: list[str] = []
+    db.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+    outcome = run(db)
+    assert outcome["status"] == "succeeded"
+    assert not [n for n in notices if "bulk upsert failed" in n]
+    loads = db.execute(
+        "SELECT count(*) AS n FROM pipeline.pipeline_failures WHERE run_id = %s AND stage = 'load'",
+        (outcome["run_id"],),
+    ).fetchone()
+    assert loads == {"n": 0}
+    migrate(db_url)
+    kept, counted = adherence_counts(reader, "2026-04-01")
+    assert kept == counted
+    assert long_slug in {row[1] for row in kept}

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from pytools.migrations import migrate
 from tests.helpers.cli import assert_one_error_line, clean_env, cli
 from tests.helpers.databases import with_params
 from tests.helpers.pipeline import (
@@ -405,6 +406,35 @@ def test_an_analyst_holding_locks_on_the_pipelines_tables_does_not_block_runs(
         ("succeeded", "full"),
         ("succeeded", "incremental"),
     ]
+
+
+def test_an_analyst_stalling_migrate_does_not_block_runs(db: Conn, db_url: str, runner: Conn) -> None:
+    """Actor: pipeline_reader, in an open transaction over pipeline.activity_adherence, which
+    migrate replaces and so waits for. Meanwhile migrate holds no lock that a run's writes wait
+    for: the window table's counting triggers and the recount come last, once nothing can keep
+    migrate waiting. Found by a hostile review: with the triggers' DDL among the routines, every
+    run waited behind the stalled migrate (for lock_timeout per pair)."""
+    two_activity_journeys(db, 5)
+    runner.execute("CALL pipeline.run_patient_journey_pipeline('cron', true)")
+    outcome: dict[str, Any] = {}
+    with connect(db_url, "pipeline_reader") as reader:
+        reader.autocommit = False
+        reader.execute("SELECT count(*) FROM pipeline.activity_adherence").fetchall()
+        thread = threading.Thread(target=lambda: outcome.setdefault("migrated", migrate(db_url)), daemon=True)
+        thread.start()
+        try:
+            wait_until_blocked(db, "pytools")
+            db.execute(MOVE_ONE_OPERATION)
+            runner.execute("SET lock_timeout = '2s'")
+            started = time.monotonic()
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+            assert time.monotonic() - started < 10
+            assert "migrated" not in outcome  # still waiting for the reader
+        finally:
+            reader.rollback()
+            thread.join(60)
+    assert "migrated" in outcome
+    assert [(r["status"], r["mode"]) for r in runs(db)][-1] == ("succeeded", "incremental")
 
 
 @pytest.mark.slow  # waits out the 10 s the start lock is given
