@@ -47,7 +47,8 @@ BY = tuple(GROUPS)
 
 
 def _counts(columns: list[str]) -> str:
-    """Pairs per status rank and `columns` of pipeline._adherence as of the parameter as_of."""
+    """Pairs per status rank and `columns`, summed from pipeline._adherence_counts as of the
+    parameter as_of."""
     listed = ", ".join(f"a.{column}" for column in columns)
     return (
         f"SELECT {listed}, a.status_rank, sum(a.pairs) AS pairs "
