@@ -1,9 +1,8 @@
 -- What pipeline.adherence reports, with the status as its rank (1 = held_back .. 9 = open, the
 -- order of README "Adherence") and the window's start offset: one row per pair the pipeline
--- knows. pipeline.adherence names the status; the report (`python -m pytools report`) groups
--- on the rank and the offset, narrow integers, and names the few groups afterwards: hashing a
--- status text per pair, and joining the window table again for the week, cost it more than the
--- scan (issue 10).
+-- knows. pipeline.adherence names the status. The report (`python -m pytools report`) does not
+-- read it: it sums the same pairs already counted (pipeline._adherence_counts), which the tests
+-- compare with this function grouped.
 --
 -- Like pipeline.adherence, an SQL function with a standard body (BEGIN ATOMIC) and neither
 -- SECURITY DEFINER nor SET clauses, so that the planner inlines it (a filter reaches the
@@ -73,4 +72,4 @@ END;
 
 COMMENT ON FUNCTION pipeline._adherence(date) IS
     'pipeline.adherence with the status as its rank, 1 = held_back .. 9 = open, the order statuses are decided in, '
-    'and the window''s start offset: what the adherence report groups on. Inlined, so filters reach the indexes.';
+    'and the window''s start offset. Inlined, so filters reach the indexes.';
