@@ -27,14 +27,19 @@ BEGIN
     CREATE TEMP TABLE run_unprescribed (patient_journey_id bigint, activity_id bigint) ON COMMIT DROP;
     PERFORM 'PRAGMA:TABLE: pg_temp.run_unprescribed (patient_journey_id bigint, activity_id bigint)';
     IF p_scoped THEN
+        -- the scope's patient journeys looked up first, by their ids: joined to the window
+        -- rows, the planner read the patient journeys' index from its start up to the scope's
+        -- last id (most of it, for a scope of a thousand journeys)
         INSERT INTO pg_temp.run_unprescribed
         SELECT x.patient_journey_id, x.activity_id
-        FROM pipeline.patient_journey_schedule_window AS x
-        LEFT JOIN public.patient_journey AS pj ON pj.id = x.patient_journey_id
-        WHERE x.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
-          AND x.retired_at IS NULL
+        FROM (SELECT s.patient_journey_id, pj.journey_id
+              FROM pg_temp.run_scope AS s
+              LEFT JOIN public.patient_journey AS pj ON pj.id = s.patient_journey_id
+              OFFSET 0) AS sj
+        JOIN pipeline.patient_journey_schedule_window AS x ON x.patient_journey_id = sj.patient_journey_id
+        WHERE x.retired_at IS NULL
           AND NOT EXISTS (SELECT FROM public.journey_activity AS ja
-                          WHERE ja.journey_id = pj.journey_id AND ja.activity_id = x.activity_id);
+                          WHERE ja.journey_id = sj.journey_id AND ja.activity_id = x.activity_id);
     ELSE
         INSERT INTO pg_temp.run_unprescribed
         SELECT x.patient_journey_id, x.activity_id
