@@ -4,7 +4,8 @@
 -- count right again); returns the groups. migrate calls it last, just before it commits: the
 -- triggers' DDL and the count lock the window table against writes (a run's), and a step after
 -- them that waited (for a reader holding a view migrate replaces, say) would keep every run
--- waiting too. Counting takes about a second per 100,000 patient journeys.
+-- waiting too. A run's load into an empty window table calls it as well, having inserted with
+-- the INSERT trigger dropped. Counting takes about a second per 100,000 patient journeys.
 CREATE OR REPLACE FUNCTION pipeline._install_adherence_counts()
 RETURNS bigint
 LANGUAGE plpgsql

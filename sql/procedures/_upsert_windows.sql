@@ -37,6 +37,11 @@ BEGIN
         IF v_empty THEN
             ALTER TABLE pipeline.patient_journey_schedule_window
                 DROP CONSTRAINT patient_journey_schedule_window_pkey;
+            -- The counting trigger would keep every row this statement inserts in a transition
+            -- table (475 MB of temporary files at 100,000 journeys) only to count them; without
+            -- it, the rows are counted from the table afterwards, as migrate counts them, and
+            -- _install_adherence_counts puts the trigger back. Both under this lock.
+            DROP TRIGGER IF EXISTS count_adherence_inserted ON pipeline.patient_journey_schedule_window;
             -- run_window has the columns a run writes, in the table's order; the timestamps take their defaults
             INSERT INTO pipeline.patient_journey_schedule_window
                 (patient_id, patient_journey_id, activity_id, activity_content_slug, schedule_id, schedule_slug,
@@ -47,6 +52,7 @@ BEGIN
             rows_updated := 0;
             ALTER TABLE pipeline.patient_journey_schedule_window
                 ADD CONSTRAINT patient_journey_schedule_window_pkey PRIMARY KEY (patient_journey_id, activity_id);
+            PERFORM pipeline._install_adherence_counts();
             -- fresh statistics for the steps after (retiring pairs) and the next runs and reports
             ANALYZE pipeline.patient_journey_schedule_window;
         ELSE

@@ -164,6 +164,16 @@ CHANGES = [
     ("the owner deletes rows", f"DELETE FROM {WINDOW} WHERE patient_journey_id = 3", False),
     ("the owner empties the table", f"TRUNCATE {WINDOW}", False),
     ("a full run loads it again", None, True),
+    # the load into the empty table counted its rows afterwards, its INSERT trigger dropped and
+    # put back: the writes after it are counted again
+    ("a journey is added after that load",
+     "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+     "VALUES (7, 507, 1, '2026-03-10')", True),
+    ("the owner inserts a row", f"INSERT INTO {WINDOW} (patient_id, patient_journey_id, activity_id, "
+     "activity_content_slug, schedule_id, schedule_slug, schedule_start_offset_days, "
+     "schedule_end_offset_days, schedule_milestone_slug, milestone_date, window_start_date, "
+     "window_end_date, result_count, held_back) VALUES (508, 8, 10, 'knee', 100, '1d-7d-post-op', 1, 7, "
+     "'op', '2026-03-10', '2026-03-11', '2026-03-17', 0, false)", False),
 ]  # fmt: skip
 
 
