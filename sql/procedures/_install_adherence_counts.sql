@@ -5,7 +5,7 @@
 -- triggers' DDL and the count lock the window table against writes (a run's), and a step after
 -- them that waited (for a reader holding a view migrate replaces, say) would keep every run
 -- waiting too. A run's load into an empty window table calls it as well, having inserted with
--- the INSERT trigger dropped. Counting takes about a second per 100,000 patient journeys.
+-- the INSERT trigger dropped. Counting takes one to two seconds per 100,000 patient journeys.
 CREATE OR REPLACE FUNCTION pipeline._install_adherence_counts()
 RETURNS bigint
 LANGUAGE plpgsql
@@ -60,7 +60,8 @@ $$;
 
 COMMENT ON FUNCTION pipeline._install_adherence_counts() IS
     'Creates the window table''s counting triggers where needed and counts pipeline.adherence_group again from '
-    'the window rows (locked against writes meanwhile); returns its groups. migrate calls it last.';
+    'the window rows (locked against writes meanwhile); returns its groups. migrate calls it last, a run''s load '
+    'into an empty window table after its insert.';
 
--- Called by migrate, as the owner.
+-- Called by migrate and by runs, as the owner.
 REVOKE ALL ON FUNCTION pipeline._install_adherence_counts() FROM PUBLIC;

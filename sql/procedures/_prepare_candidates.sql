@@ -85,20 +85,18 @@ BEGIN
     -- With a scope, only the ids its queries can reach are checked: the cost follows the change.
     IF p_scoped THEN
         -- counted, not EXISTS: under EXISTS the planner bets on finding a row early and
-        -- compares every pair of ids when there is none. The ids as one array, not a subquery:
-        -- the index takes them sorted, in one scan (half the time of one lookup per id, which
-        -- the planner chose for the subquery's 200 rows it expected, even for 20,000)
+        -- compares every pair of ids when there is none
         SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates
         FROM public.patient_journey AS x
-        WHERE x.id = ANY (ARRAY(SELECT s.patient_journey_id FROM pg_temp.run_scope AS s
-                             UNION ALL
-                             SELECT pj.id FROM public.patient_journey AS pj
-                             WHERE pj.journey_id IN (SELECT j.journey_id FROM pg_temp.run_journey_activity AS j
-                                                     WHERE j.activity_id IN (SELECT s.activity_id
-                                                                             FROM pg_temp.run_scope_activity AS s))
-                             UNION ALL
-                             SELECT r.patient_journey_id FROM public.survey_result AS r
-                             WHERE r.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)));
+        WHERE x.id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s
+                       UNION ALL
+                       SELECT pj.id FROM public.patient_journey AS pj
+                       WHERE pj.journey_id IN (SELECT j.journey_id FROM pg_temp.run_journey_activity AS j
+                                               WHERE j.activity_id IN (SELECT s.activity_id
+                                                                       FROM pg_temp.run_scope_activity AS s))
+                       UNION ALL
+                       SELECT r.patient_journey_id FROM public.survey_result AS r
+                       WHERE r.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s));
     ELSE
         v_has_duplicates := EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1);
     END IF;
