@@ -39,9 +39,8 @@ BEGIN
                 DROP CONSTRAINT patient_journey_schedule_window_pkey;
             -- The counting trigger would keep every row this statement inserts in a transition
             -- table (593 against 119 MiB of temporary files for the load at 100,000 journeys)
-            -- only to count them; without
-            -- it, the rows are counted from the table afterwards, as migrate counts them, and
-            -- _install_adherence_counts puts the trigger back. Both under this lock.
+            -- only to count them: without it, _install_adherence_counts counts the rows from
+            -- the table afterwards, as migrate does, and puts the trigger back; all under this lock.
             DROP TRIGGER IF EXISTS count_adherence_inserted ON pipeline.patient_journey_schedule_window;
             -- run_window has the columns a run writes, in the table's order; the timestamps take their defaults
             INSERT INTO pipeline.patient_journey_schedule_window
