@@ -211,6 +211,26 @@ def test_held_back_pairs_appear_once_with_their_reason_and_results_window_row_or
     assert all(r["held_back_reason"] is None for r in rows if r["status"] != "held_back")
 
 
+def test_a_pair_held_back_for_its_dates_counts_its_results_in_incremental_runs_as_in_full_ones(
+    db: Conn,
+) -> None:
+    """Journey 2's operation is on the first day PostgreSQL has, so the window of 4 days before
+    it is out of range: held back. An incremental run reaches only its scope's results for such
+    journeys (not a scan of every patient journey) and must still count them all."""
+    source(db, journeys=2)
+    db.execute("UPDATE public.patient_journey SET operation_date = '4714-11-25 BC' WHERE id = 2")
+    result(db, 2, 17, "2026-03-07 12:00:00+00")
+    run(db, full=True)
+    result(db, 2, 17, None, "2026-03-08 12:00:00+00")  # queues journey 2: the next run is incremental
+    assert run(db)["mode"] == "incremental"
+    held = (
+        "SELECT result_count FROM pipeline.held_back_pair WHERE patient_journey_id = 2 AND activity_id = 17"
+    )
+    assert db.execute(held).fetchone() == {"result_count": 2}
+    assert run(db, full=True)["mode"] == "full"
+    assert db.execute(held).fetchone() == {"result_count": 2}
+
+
 @pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
 def test_a_window_row_is_marked_while_its_pair_is_held_back_and_unmarked_when_it_loads_again(
     db: Conn, full: bool
