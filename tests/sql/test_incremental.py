@@ -189,6 +189,34 @@ def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed
     assert full["rows_held_back"] == incremental["rows_held_back"]
 
 
+@pytest.mark.parametrize("slug", ["5d-1d-pre-op", "not-a-slug"])
+def test_a_pair_in_scope_through_both_its_journey_and_its_activity_is_recomputed_once(db, db_url, slug):
+    """A rescheduled patient journey and an edited schedule of one of its activities, in one run:
+    the pair is in the scope twice over, and is written (or, with a bad slug, held back) once."""
+    generate(db_url, 60, progress=quiet)
+    run(db)
+    pair = db.execute(
+        "SELECT w.patient_journey_id, w.schedule_id FROM pipeline.patient_journey_schedule_window AS w "
+        "WHERE w.schedule_id IS NOT NULL AND w.window_start_date IS NOT NULL AND NOT w.held_back "
+        "ORDER BY 1, w.activity_id LIMIT 1"
+    ).fetchone()
+    db.execute(
+        "UPDATE public.patient_journey SET operation_date = operation_date + interval '3 days' WHERE id = %s",
+        (pair["patient_journey_id"],),
+    )
+    db.execute("UPDATE public.schedule SET slug = %s WHERE id = %s", (slug, pair["schedule_id"]))
+    incremental = run(db)
+    assert (incremental["status"], incremental["mode"]) == ("succeeded", "incremental")
+    assert incremental["rows_updated"] > 0
+    assert _group_counts(db) == _recounted_groups(db)
+    rows = f"SELECT {COMPARED} FROM pipeline.patient_journey_schedule_window ORDER BY 2, 3"
+    before = db.execute(rows).fetchall()
+    full = run(db, full=True)
+    assert (full["rows_inserted"], full["rows_updated"]) == (0, 0)
+    assert db.execute(rows).fetchall() == before
+    assert full["rows_held_back"] == incremental["rows_held_back"]
+
+
 def test_nothing_queued_is_a_noop_that_keeps_reporting_the_failures(db, db_url):
     generate(db_url, 100, progress=quiet)
     first = run(db)
