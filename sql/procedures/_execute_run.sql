@@ -101,10 +101,11 @@ BEGIN
             END IF;
             PERFORM pipeline._prepare_candidates(v_scoped);
             v_held_back := pipeline._record_held_back(p_run_id, v_scoped);
-            -- rows written by this run are the source's: an empty table has none to retire
+            -- rows written by this run are the source's: an empty table has none to retire, nor
+            -- any of a pair held back for its activity to mark
             v_retire := EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
             SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_scoped);
-            PERFORM pipeline._mark_held_back_windows(v_scoped);
+            PERFORM pipeline._mark_held_back_windows(v_scoped, p_table_was_empty => NOT v_retire);
             IF v_retire THEN
                 PERFORM pipeline._retire_windows(v_scoped);
             END IF;
