@@ -148,6 +148,10 @@ BEGIN
     PERFORM 'PRAGMA:TABLE: pg_temp.run_activity (activity_id bigint, content_slug text, schedule_id bigint, '
             'schedule_slug text, start_offset_days integer, end_offset_days integer, milestone_slug text, '
             'activity_held_back pipeline.held_back_reason)';
+    -- Unique by the DISTINCT ON. The views' branch of survey pairs that no journey prescribes
+    -- joins it by a nested loop (the planner expects one such pair): without the index, with
+    -- a scan of the activities per pair (13,500 pairs at 100,000 journeys: 113 against 17 ms).
+    CREATE UNIQUE INDEX ON pg_temp.run_activity (activity_id);
     ANALYZE pg_temp.run_activity;
 
     IF p_scoped THEN
