@@ -47,6 +47,8 @@ MIN_SERVER_VERSION = 150000
 
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pipeline'"
 _IS_SUPERUSER = "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
+# Runs, and migrate's last step, build temporary tables as the owner.
+_MAY_USE_TEMP = "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')"
 
 # Everything in schema pipeline (and every trigger on its tables) that another role owns: the
 # code of a role that may create objects there would run with the owner's rights in each run.
@@ -229,6 +231,12 @@ def _prepare_schema(conn: psycopg.Connection[Any]) -> bool:
         raise UserError(
             f"PostgreSQL {version // 10000} is too old: the pipeline needs PostgreSQL 15 or later; "
             "upgrade the server, then run migrate again",
+            ExitCode.DATABASE_ERROR,
+        )
+    if not (conn.execute(_MAY_USE_TEMP).fetchone() or (False,))[0]:
+        raise UserError(
+            "this role may not create temporary tables in the database, which every run needs: a "
+            "superuser can run GRANT TEMP ON DATABASE <db> TO <this role>, then run migrate again",
             ExitCode.DATABASE_ERROR,
         )
     try:

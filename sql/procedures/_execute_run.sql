@@ -38,7 +38,6 @@ DECLARE
     v_mode text;
     v_scoped boolean;
     v_held_back bigint;
-    v_retire boolean;
     v_written record;
     ex_sqlstate text;
     ex_message text;
@@ -101,12 +100,12 @@ BEGIN
             END IF;
             PERFORM pipeline._prepare_candidates(v_scoped);
             v_held_back := pipeline._record_held_back(p_run_id, v_scoped);
-            -- rows written by this run are the source's: an empty table has none to retire, nor
-            -- any of a pair held back for its activity to mark
-            v_retire := EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
             SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_scoped);
-            PERFORM pipeline._mark_held_back_windows(v_scoped, p_table_was_empty => NOT v_retire);
-            IF v_retire THEN
+            -- rows written by this run are the source's: a table it loaded empty has none to
+            -- retire, nor any of a pair held back for its activity to mark
+            PERFORM pipeline._mark_held_back_windows(v_scoped,
+                                                     p_table_was_empty => v_written.loaded_into_empty);
+            IF NOT v_written.loaded_into_empty THEN
                 PERFORM pipeline._retire_windows(v_scoped);
             END IF;
         END IF;

@@ -55,6 +55,10 @@ BEGIN
                    c.content_slug, c.result_count
             FROM pg_temp.run_held_back_candidate AS c
             WHERE c.held_back IS NOT NULL
+            -- a patient journey id the application duplicates after this run checked for copies
+            -- comes twice: one copy is kept (and counted), and the next run, which the copy
+            -- queued, finds the copies and picks one as every run does
+            ON CONFLICT (patient_journey_id, activity_id) DO NOTHING
             RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug
         )
         INSERT INTO pg_temp.run_held_back_change SELECT 1, h.* FROM held AS h;

@@ -1,12 +1,14 @@
 -- Write the run's loadable candidates (pg_temp.run_window) in one statement; into an empty window
 -- table, insert first and build the key index after, several times faster than maintaining it
 -- row by row. Should the bulk statement fail, fall back to one pair at a time so that only the
--- bad rows are logged and skipped.
+-- bad rows are logged and skipped. loaded_into_empty: the rows were written into a table found
+-- empty under the exclusive lock, so every row in it is this run's.
 CREATE OR REPLACE FUNCTION pipeline._upsert_windows(p_run_id bigint,
                                                     p_scoped boolean,
                                                     OUT rows_inserted bigint,
                                                     OUT rows_updated bigint,
-                                                    OUT rows_failed bigint)
+                                                    OUT rows_failed bigint,
+                                                    OUT loaded_into_empty boolean)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
@@ -27,11 +29,14 @@ BEGIN
             'window_start_date date, window_end_date date, retired_at timestamptz, result_count integer, '
             'completed_on date, held_back boolean)';
     rows_failed := 0;
+    loaded_into_empty := false;
     v_empty := NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
     IF v_empty THEN
         -- dropping the key needs an exclusive lock; without it, load the ordinary way
         v_empty := pipeline._lock_for_rebuild(ARRAY['pipeline.patient_journey_schedule_window']::regclass[],
                                               'pipeline.patient_journey_schedule_window_pkey');
+        -- and looked at again under it: the owner may have written rows meanwhile
+        v_empty := v_empty AND NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
     END IF;
     BEGIN
         IF v_empty THEN
@@ -55,6 +60,7 @@ BEGIN
             PERFORM pipeline._install_adherence_counts();
             -- fresh statistics for the steps after (retiring pairs) and the next runs and reports
             ANALYZE pipeline.patient_journey_schedule_window;
+            loaded_into_empty := true;
         ELSE
             -- Drop the unchanged candidates with a join before ON CONFLICT, which would lock each
             -- (a page dirtied and a WAL record) before finding it unchanged. A full run joins

@@ -124,6 +124,25 @@ def test_migrate_refuses_a_pipeline_schema_another_role_created_first(
         assert conn.execute("SELECT count(*) FROM pipeline.loot").fetchone() == (0,)
 
 
+def test_migrate_refuses_a_role_that_may_not_create_temporary_tables_before_it_changes_anything(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """A hardened database without TEMP for PUBLIC: every run would fail (they build temporary
+    tables), and so would migrate's last step, after its migrations had committed."""
+    app_database(empty_db_url)
+    dbname = parse_url(empty_db_url)["dbname"]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(f'REVOKE TEMP ON DATABASE "{dbname}" FROM PUBLIC')
+    owner_env = clean_env(with_params(empty_db_url, user="pipeline_owner"))
+    line = assert_one_error_line(cli("migrate", env=owner_env, cwd=tmp_path), DATABASE_ERROR)
+    assert "may not create temporary tables" in line
+    assert "GRANT TEMP ON DATABASE <db> TO <this role>" in line
+    assert owned_by(empty_db_url, "pipeline_owner") == []
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(f'GRANT TEMP ON DATABASE "{dbname}" TO pipeline_owner')
+    assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
+
+
 def test_migrate_refuses_an_object_or_a_trigger_function_of_another_role_in_its_schema(
     empty_db_url: str, planter: str, tmp_path: Path
 ) -> None:

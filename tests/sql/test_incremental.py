@@ -189,10 +189,20 @@ def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed
     assert full["rows_held_back"] == incremental["rows_held_back"]
 
 
-@pytest.mark.parametrize("slug", ["5d-1d-pre-op", "not-a-slug"])
-def test_a_pair_in_scope_through_both_its_journey_and_its_activity_is_recomputed_once(db, db_url, slug):
+LATER = "operation_date + interval '3 days'"
+
+
+@pytest.mark.parametrize(
+    ("slug", "moved_to"),
+    [("5d-1d-pre-op", LATER), ("not-a-slug", LATER), ("5d-1d-pre-op", "'infinity'")],
+    ids=["rescheduled", "bad slug", "date at risk"],
+)
+def test_a_pair_in_scope_through_both_its_journey_and_its_activity_is_recomputed_once(
+    db, db_url, slug, moved_to
+):
     """A rescheduled patient journey and an edited schedule of one of its activities, in one run:
-    the pair is in the scope twice over, and is written (or, with a bad slug, held back) once."""
+    the pair is in the scope twice over, and is written (or, held back for its slug or its
+    journey's date, recorded) once."""
     generate(db_url, 60, progress=quiet)
     run(db)
     pair = db.execute(
@@ -201,12 +211,16 @@ def test_a_pair_in_scope_through_both_its_journey_and_its_activity_is_recomputed
         "ORDER BY 1, w.activity_id LIMIT 1"
     ).fetchone()
     db.execute(
-        "UPDATE public.patient_journey SET operation_date = operation_date + interval '3 days' WHERE id = %s",
+        f"UPDATE public.patient_journey SET operation_date = {moved_to} WHERE id = %s",
         (pair["patient_journey_id"],),
     )
     db.execute("UPDATE public.schedule SET slug = %s WHERE id = %s", (slug, pair["schedule_id"]))
+    notices: list[str] = []
+    db.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
     incremental = run(db)
     assert (incremental["status"], incremental["mode"]) == ("succeeded", "incremental")
+    # written in one statement: a pair twice in it fails it, and the run falls back to one at a time
+    assert not [n for n in notices if n.startswith("bulk upsert failed")]
     assert incremental["rows_updated"] > 0
     assert _group_counts(db) == _recounted_groups(db)
     rows = f"SELECT {COMPARED} FROM pipeline.patient_journey_schedule_window ORDER BY 2, 3"
