@@ -1,5 +1,5 @@
 -- Mark the window rows of the pairs held back now (pipeline.held_back_pair: all of them, or
--- those this incremental run held back, pg_temp.run_held_back_change), so that adherence
+-- those of this incremental run's scope, pg_temp.run_held_back), so that adherence
 -- reports each such pair once, from held_back_pair, without comparing every window row with
 -- it; the run that loads the pair again writes its row unmarked (pg_temp.run_window). A pair
 -- held back is in the source: a row retired before (the pair had gone) is no longer retired.
@@ -26,12 +26,12 @@ SET enable_mergejoin = off
 AS $$
 BEGIN
     -- plpgsql_check cannot know the temp tables of the steps before: the pragma tells it (a no-op when run)
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back pipeline.held_back_reason, '
-            'schedule_id bigint, patient_journey_id bigint, activity_id bigint, milestone_slug text)';
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back (patient_journey_id bigint, activity_id bigint, '
+            'held_back pipeline.held_back_reason)';
     UPDATE pipeline.patient_journey_schedule_window AS w
     SET held_back = true, retired_at = NULL
-    FROM (SELECT x.patient_journey_id, x.activity_id, x.held_back FROM pg_temp.run_held_back_change AS x
-          WHERE p_scoped AND x.change = 1
+    FROM (SELECT x.patient_journey_id, x.activity_id, x.held_back FROM pg_temp.run_held_back AS x
+          WHERE p_scoped
           UNION ALL
           SELECT h.patient_journey_id, h.activity_id, h.held_back FROM pipeline.held_back_pair AS h
           WHERE NOT p_scoped) AS h

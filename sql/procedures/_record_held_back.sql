@@ -31,17 +31,55 @@ BEGIN
     ) ON COMMIT DROP;
     PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back pipeline.held_back_reason, '
             'schedule_id bigint, patient_journey_id bigint, activity_id bigint, milestone_slug text)';
+    -- an incremental run's pairs held back now (a full run's are all of held_back_pair)
+    CREATE TEMP TABLE run_held_back (LIKE pipeline.held_back_pair) ON COMMIT DROP;
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back (patient_journey_id bigint, activity_id bigint, '
+            'held_back pipeline.held_back_reason, schedule_id bigint, schedule_slug text, milestone_slug text, '
+            'milestone_date date, start_offset_days integer, end_offset_days integer, patient_id bigint, '
+            'activity_content_slug text, result_count integer)';
     IF p_scoped THEN
-        -- two statements, so that each finds its rows through its own index
+        -- The scope's pairs held back now, once, for the statements below: a pair held back as
+        -- before (most of them: an unusable activity's, on a rescheduled journey) is left as it
+        -- is, neither deleted nor inserted again, and is no change to count
+        INSERT INTO pg_temp.run_held_back
+            (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
+             milestone_date, start_offset_days, end_offset_days, patient_id, activity_content_slug,
+             result_count)
+        SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
+               c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days, c.patient_id,
+               c.content_slug, c.result_count
+        FROM pg_temp.run_held_back_candidate AS c
+        WHERE c.held_back IS NOT NULL;
+        ANALYZE pg_temp.run_held_back;
+        -- released: the scope's pairs not held back now as they were; two statements, so that
+        -- each finds its rows through its own index
         WITH released AS (
             DELETE FROM pipeline.held_back_pair AS h
             WHERE h.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
+              AND NOT EXISTS (SELECT FROM pg_temp.run_held_back AS n
+                              WHERE n.patient_journey_id = h.patient_journey_id AND n.activity_id = h.activity_id
+                                AND (n.held_back, n.schedule_id, n.schedule_slug, n.milestone_slug, n.milestone_date,
+                                     n.start_offset_days, n.end_offset_days, n.patient_id, n.activity_content_slug,
+                                     n.result_count)
+                                    IS NOT DISTINCT FROM
+                                    (h.held_back, h.schedule_id, h.schedule_slug, h.milestone_slug, h.milestone_date,
+                                     h.start_offset_days, h.end_offset_days, h.patient_id, h.activity_content_slug,
+                                     h.result_count))
             RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
         )
         INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
         WITH released AS (
             DELETE FROM pipeline.held_back_pair AS h
             WHERE h.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)
+              AND NOT EXISTS (SELECT FROM pg_temp.run_held_back AS n
+                              WHERE n.patient_journey_id = h.patient_journey_id AND n.activity_id = h.activity_id
+                                AND (n.held_back, n.schedule_id, n.schedule_slug, n.milestone_slug, n.milestone_date,
+                                     n.start_offset_days, n.end_offset_days, n.patient_id, n.activity_content_slug,
+                                     n.result_count)
+                                    IS NOT DISTINCT FROM
+                                    (h.held_back, h.schedule_id, h.schedule_slug, h.milestone_slug, h.milestone_date,
+                                     h.start_offset_days, h.end_offset_days, h.patient_id, h.activity_content_slug,
+                                     h.result_count))
             RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
         )
         INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
@@ -50,14 +88,14 @@ BEGIN
                 (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
                  milestone_date, start_offset_days, end_offset_days, patient_id, activity_content_slug,
                  result_count)
-            SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
-                   c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days, c.patient_id,
-                   c.content_slug, c.result_count
-            FROM pg_temp.run_held_back_candidate AS c
-            WHERE c.held_back IS NOT NULL
-            -- a patient journey id the application duplicates after this run checked for copies
-            -- comes twice: one copy is kept (and counted), and the next run, which the copy
-            -- queued, finds the copies and picks one as every run does
+            SELECT n.patient_journey_id, n.activity_id, n.held_back, n.schedule_id, n.schedule_slug,
+                   n.milestone_slug, n.milestone_date, n.start_offset_days, n.end_offset_days, n.patient_id,
+                   n.activity_content_slug, n.result_count
+            FROM pg_temp.run_held_back AS n
+            -- a pair held back as before is there already; and a patient journey id the
+            -- application duplicates after this run checked for copies comes twice: one copy is
+            -- kept (and counted), and the next run, which the copy queued, finds the copies and
+            -- picks one as every run does
             ON CONFLICT (patient_journey_id, activity_id) DO NOTHING
             RETURNING held_back, schedule_id, patient_journey_id, activity_id, milestone_slug
         )

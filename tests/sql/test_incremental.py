@@ -35,7 +35,7 @@ def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
     kind = rng.choice(
         ["reschedule", "new journeys", "edit slug", "move activity", "prescribe", "unprescribe",
          "survey", "dated survey", "unsurvey", "edit survey", "orphan survey", "delete journey",
-         "add missing activity", "null dates"]
+         "add missing activity", "rename activity", "move to patient", "null dates"]
     )  # fmt: skip
     ids = [rng.randint(1, 300) for _ in range(rng.randint(1, 5))]
     if kind == "reschedule":
@@ -125,6 +125,15 @@ def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
             ["id", "content_slug", "schedule_id"],
             [(rng.randint(201, 210), "late", rng.randint(1, 61))],
         )
+    elif kind == "rename activity":  # its content slug is in every row of its pairs, held back or not
+        conn.execute(
+            "UPDATE public.activity SET content_slug = content_slug || '-v2' WHERE id = %s",
+            (rng.randint(1, 200),),
+        )
+    elif kind == "move to patient":
+        conn.execute(
+            "UPDATE public.patient_journey SET patient_id = patient_id + 1 WHERE id = ANY(%s)", (ids,)
+        )
     else:
         conn.execute("UPDATE public.patient_journey SET operation_date = NULL WHERE id = ANY(%s)", (ids,))
     return kind
@@ -177,6 +186,8 @@ def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed
         f"SELECT {COMPARED}, retired_at IS NOT NULL AS retired FROM pipeline.patient_journey_schedule_window "
         "ORDER BY 2, 3"
     ).fetchall()
+    held_back = "SELECT * FROM pipeline.held_back_pair ORDER BY patient_journey_id, activity_id"
+    held_back_before = db.execute(held_back).fetchall()
     full = run(db, full=True)
     assert full["mode"] == "full"
     assert (full["rows_inserted"], full["rows_updated"]) == (0, 0), applied
@@ -185,6 +196,7 @@ def test_incremental_runs_equal_a_full_run_after_random_changes(db, db_url, seed
         "ORDER BY 2, 3"
     ).fetchall()
     assert after == before
+    assert db.execute(held_back).fetchall() == held_back_before, applied
     assert _failures(db, full["run_id"]) == _failures(db, incremental["run_id"]), applied
     assert full["rows_held_back"] == incremental["rows_held_back"]
 
