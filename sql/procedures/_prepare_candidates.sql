@@ -371,6 +371,13 @@ BEGIN
             'result_count integer, dated_count integer, first_date date, last_date date, result_dates date[], '
             'held_back pipeline.held_back_reason, '
             'window_start_date date, window_end_date date, completed_on date)';
+    -- the held-back pairs as rows of pipeline.held_back_pair, in its columns' order (a test checks it)
+    CREATE TEMP VIEW run_held_back_row AS
+    SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
+           c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days, c.patient_id,
+           c.content_slug AS activity_content_slug, c.result_count
+    FROM pg_temp.run_held_back_candidate AS c
+    WHERE c.held_back IS NOT NULL;
     -- the window row: named and ordered as the window table's columns (a test checks it); a
     -- pair the source has is not retired, and one that loads is not held back
     CREATE TEMP VIEW run_window AS

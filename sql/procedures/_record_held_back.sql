@@ -1,7 +1,6 @@
--- Bring pipeline.held_back_pair up to date with the recomputed pairs that can be held back
--- (pg_temp.run_held_back_candidate: all of them, or those of the incremental scope when
--- p_scoped), keep pipeline.held_back_group's counts in step with the pairs it released and
--- added, then write one failure row per problem: per broken schedule, per missing reference,
+-- Bring pipeline.held_back_pair up to date with the recomputed pairs held back now
+-- (pg_temp.run_held_back_row: all of them, or those of the incremental scope when p_scoped),
+-- keep pipeline.held_back_group's counts in step with the pairs it released and added, then write one failure row per problem: per broken schedule, per missing reference,
 -- per unusable milestone, per out-of-range row. Returns how many pairs are held back now.
 -- plan_cache_mode: p_scoped decides which statements read what, so each plan is made for its value.
 CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean)
@@ -20,10 +19,10 @@ BEGIN
     PERFORM 'PRAGMA:TABLE: pg_temp.run_scope_activity (activity_id bigint)';
     PERFORM 'PRAGMA:TABLE: pg_temp.run_schedule (schedule_id bigint, schedule_slug text, start_offset_days integer, '
             'end_offset_days integer, milestone_slug text, sqlstate text, error_message text, error_detail text)';
-    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_candidate (patient_journey_id bigint, activity_id bigint, '
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_row (patient_journey_id bigint, activity_id bigint, '
             'held_back pipeline.held_back_reason, schedule_id bigint, schedule_slug text, milestone_slug text, '
             'milestone_date date, start_offset_days integer, end_offset_days integer, patient_id bigint, '
-            'content_slug text, result_count integer)';
+            'activity_content_slug text, result_count integer)';
     -- each pair released (-1) or held back (+1) by an incremental run
     CREATE TEMP TABLE run_held_back_change (
         change integer, held_back pipeline.held_back_reason, schedule_id bigint, patient_journey_id bigint,
@@ -41,15 +40,7 @@ BEGIN
         -- The scope's pairs held back now, once, for the statements below: a pair held back as
         -- before (most of them: an unusable activity's, on a rescheduled journey) is left as it
         -- is, neither deleted nor inserted again, and is no change to count
-        INSERT INTO pg_temp.run_held_back
-            (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
-             milestone_date, start_offset_days, end_offset_days, patient_id, activity_content_slug,
-             result_count)
-        SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
-               c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days, c.patient_id,
-               c.content_slug, c.result_count
-        FROM pg_temp.run_held_back_candidate AS c
-        WHERE c.held_back IS NOT NULL;
+        INSERT INTO pg_temp.run_held_back SELECT r.* FROM pg_temp.run_held_back_row AS r;
         ANALYZE pg_temp.run_held_back;
         -- released: the scope's pairs not held back now as they were; two statements, so that
         -- each finds its rows through its own index
@@ -58,13 +49,7 @@ BEGIN
             WHERE h.patient_journey_id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s)
               AND NOT EXISTS (SELECT FROM pg_temp.run_held_back AS n
                               WHERE n.patient_journey_id = h.patient_journey_id AND n.activity_id = h.activity_id
-                                AND (n.held_back, n.schedule_id, n.schedule_slug, n.milestone_slug, n.milestone_date,
-                                     n.start_offset_days, n.end_offset_days, n.patient_id, n.activity_content_slug,
-                                     n.result_count)
-                                    IS NOT DISTINCT FROM
-                                    (h.held_back, h.schedule_id, h.schedule_slug, h.milestone_slug, h.milestone_date,
-                                     h.start_offset_days, h.end_offset_days, h.patient_id, h.activity_content_slug,
-                                     h.result_count))
+                                AND ROW(n.*) IS NOT DISTINCT FROM ROW(h.*))
             RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
         )
         INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
@@ -73,25 +58,12 @@ BEGIN
             WHERE h.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s)
               AND NOT EXISTS (SELECT FROM pg_temp.run_held_back AS n
                               WHERE n.patient_journey_id = h.patient_journey_id AND n.activity_id = h.activity_id
-                                AND (n.held_back, n.schedule_id, n.schedule_slug, n.milestone_slug, n.milestone_date,
-                                     n.start_offset_days, n.end_offset_days, n.patient_id, n.activity_content_slug,
-                                     n.result_count)
-                                    IS NOT DISTINCT FROM
-                                    (h.held_back, h.schedule_id, h.schedule_slug, h.milestone_slug, h.milestone_date,
-                                     h.start_offset_days, h.end_offset_days, h.patient_id, h.activity_content_slug,
-                                     h.result_count))
+                                AND ROW(n.*) IS NOT DISTINCT FROM ROW(h.*))
             RETURNING h.held_back, h.schedule_id, h.patient_journey_id, h.activity_id, h.milestone_slug
         )
         INSERT INTO pg_temp.run_held_back_change SELECT -1, r.* FROM released AS r;
         WITH held AS (
-            INSERT INTO pipeline.held_back_pair
-                (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
-                 milestone_date, start_offset_days, end_offset_days, patient_id, activity_content_slug,
-                 result_count)
-            SELECT n.patient_journey_id, n.activity_id, n.held_back, n.schedule_id, n.schedule_slug,
-                   n.milestone_slug, n.milestone_date, n.start_offset_days, n.end_offset_days, n.patient_id,
-                   n.activity_content_slug, n.result_count
-            FROM pg_temp.run_held_back AS n
+            INSERT INTO pipeline.held_back_pair SELECT n.* FROM pg_temp.run_held_back AS n
             -- a pair held back as before is there already; and a patient journey id the
             -- application duplicates after this run checked for copies comes twice: one copy is
             -- kept (and counted), and the next run, which the copy queued, finds the copies and
@@ -115,15 +87,7 @@ BEGIN
             DELETE FROM pipeline.held_back_pair;
             DELETE FROM pipeline.held_back_group;
         END IF;
-        INSERT INTO pipeline.held_back_pair
-            (patient_journey_id, activity_id, held_back, schedule_id, schedule_slug, milestone_slug,
-             milestone_date, start_offset_days, end_offset_days, patient_id, activity_content_slug,
-             result_count)
-        SELECT c.patient_journey_id, c.activity_id, c.held_back, c.schedule_id, c.schedule_slug,
-               c.milestone_slug, c.milestone_date, c.start_offset_days, c.end_offset_days, c.patient_id,
-               c.content_slug, c.result_count
-        FROM pg_temp.run_held_back_candidate AS c
-        WHERE c.held_back IS NOT NULL;
+        INSERT INTO pipeline.held_back_pair SELECT r.* FROM pg_temp.run_held_back_row AS r;
         IF v_rebuild THEN
             ALTER TABLE pipeline.held_back_pair
                 ADD CONSTRAINT held_back_pair_pkey PRIMARY KEY (patient_journey_id, activity_id);

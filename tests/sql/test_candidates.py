@@ -61,6 +61,7 @@ def test_the_candidates_go_with_their_transaction(db: Conn) -> None:
 
 
 def test_the_window_row_has_the_columns_of_the_window_table_a_run_writes_in_its_order(db: Conn) -> None:
+    """And the held-back row those of held_back_pair, which a run inserts it into by position."""
     shape = """
         SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type
         FROM pg_attribute AS a
@@ -69,6 +70,8 @@ def test_the_window_row_has_the_columns_of_the_window_table_a_run_writes_in_its_
     with db.transaction(force_rollback=True):
         db.execute("SELECT pipeline.preview_run()")
         window_row = db.execute(shape, ("pg_temp.run_window",)).fetchall()
+        held_back_row = db.execute(shape, ("pg_temp.run_held_back_row",)).fetchall()
+    assert held_back_row == db.execute(shape, ("pipeline.held_back_pair",)).fetchall()
     table = db.execute(shape, ("pipeline.patient_journey_schedule_window",)).fetchall()
     assert window_row == [c for c in table if c["name"] not in ("inserted_at", "updated_at")]
     names = [c["name"] for c in window_row]
