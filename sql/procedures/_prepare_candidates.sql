@@ -80,7 +80,16 @@ BEGIN
     -- same windows), so full and incremental runs keep the same one, and no session setting
     -- changes which: ordered by their text (x::text), DateStyle chose it.
     -- With a scope, only the ids its queries can reach are checked: the cost follows the change.
-    IF p_scoped THEN
+    -- A unique index on patient_journey.id alone (a primary key, say), whole, immediate and of
+    -- the type's own equality, rules copies out: then there is nothing to look for.
+    IF EXISTS (SELECT FROM pg_catalog.pg_index AS i
+               JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+               JOIN pg_catalog.pg_opclass AS o ON o.oid = i.indclass[0]
+               WHERE i.indrelid = 'public.patient_journey'::regclass AND a.attname = 'id'
+                 AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indnkeyatts = 1
+                 AND i.indpred IS NULL AND i.indexprs IS NULL AND o.opcdefault) THEN
+        v_has_duplicates := false;
+    ELSIF p_scoped THEN
         -- counted, not EXISTS: under EXISTS the planner bets on finding a row early and
         -- compares every pair of ids when there is none
         SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates

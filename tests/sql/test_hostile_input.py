@@ -253,6 +253,40 @@ def test_an_incremental_run_over_hostile_rows_agrees_with_a_full_run(db: Conn, d
     assert windows_as_text(db) == incremental
 
 
+@pytest.mark.parametrize(
+    "index",
+    # the copies of ids 4 and 5 have no registration date: NULLs are distinct in a unique index
+    [
+        "(id) WHERE id > 5",
+        "(id, registration_date)",
+        "((CASE WHEN registration_date IS NOT NULL THEN id END))",
+    ],
+    ids=["partial", "two columns", "expression"],
+)
+def test_a_unique_index_that_leaves_ids_duplicated_does_not_stop_the_run_looking_for_copies(
+    db: Conn, index: str
+) -> None:
+    """Actor: the source tables' owner. A run skips its look for duplicated patient journey ids
+    when a unique index on the id rules them out; one that only seems to must not."""
+    load(db, good_rows())
+    load(db, hostile_rows(True))
+    db.execute(f"CREATE UNIQUE INDEX planted ON public.patient_journey {index}")
+    notices: list[str] = []
+    db.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+    assert_outcome(db, run(db))
+    assert not [n for n in notices if n.startswith("bulk upsert failed")]
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["full", "incremental"])
+def test_a_primary_key_on_the_patient_journey_id_spares_the_look_for_copies(db: Conn, full: bool) -> None:
+    load(db, good_rows())
+    if not full:
+        run(db)
+    load(db, hostile_rows(False))
+    db.execute("CREATE UNIQUE INDEX unique_id ON public.patient_journey (id)")
+    assert_outcome(db, run(db))
+
+
 # Hostile values arriving as changes to rows an earlier run loaded, one statement at a time.
 HOSTILE_CHANGES = [
     "UPDATE public.patient_journey SET id = NULL WHERE id = 2",
