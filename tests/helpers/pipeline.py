@@ -89,6 +89,20 @@ def slow_run(conn: psycopg.Connection[Any], url: str, seconds: float) -> tuple[d
     return row, messages
 
 
+def bulk_fallbacks(conn: psycopg.Connection[Any]) -> list[str]:
+    """From now on, the notices of every run on `conn` whose one bulk write of the window table
+    failed and fell back to one pair at a time: a list that stays empty while each run writes
+    in one statement."""
+    fallbacks: list[str] = []
+
+    def note(diag: psycopg.errors.Diagnostic) -> None:
+        if "bulk upsert failed" in (diag.message_primary or ""):
+            fallbacks.append(diag.message_primary or "")
+
+    conn.add_notice_handler(note)
+    return fallbacks
+
+
 def latest_run(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     row = conn.execute(
         "SELECT * FROM pipeline.pipeline_runs WHERE backend_pid = pg_backend_pid() "
