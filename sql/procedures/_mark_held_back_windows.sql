@@ -47,5 +47,5 @@ $$;
 REVOKE ALL ON FUNCTION pipeline._mark_held_back_windows(boolean, boolean) FROM PUBLIC;
 
 COMMENT ON FUNCTION pipeline._mark_held_back_windows(boolean, boolean) IS
-    'Run step: marks held_back (and un-retires) the window rows of the pairs held back now (all, or those this '
-    'incremental run held back), after the windows are written.';
+    'Run step: marks held_back (and un-retires) the window rows of the pairs held back now (all, or those of '
+    'this incremental run''s scope), after the windows are written.';

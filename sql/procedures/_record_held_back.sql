@@ -1,7 +1,8 @@
 -- Bring pipeline.held_back_pair up to date with the recomputed pairs held back now
 -- (pg_temp.run_held_back_row: all of them, or those of the incremental scope when p_scoped),
--- keep pipeline.held_back_group's counts in step with the pairs it released and added, then write one failure row per problem: per broken schedule, per missing reference,
--- per unusable milestone, per out-of-range row. Returns how many pairs are held back now.
+-- keep pipeline.held_back_group's counts in step with the pairs it released and added, then
+-- write one failure row per problem: per broken schedule, per missing reference, per unusable
+-- milestone, per out-of-range row. Returns how many pairs are held back now.
 -- plan_cache_mode: p_scoped decides which statements read what, so each plan is made for its value.
 CREATE OR REPLACE FUNCTION pipeline._record_held_back(p_run_id bigint, p_scoped boolean)
 RETURNS bigint
