@@ -98,7 +98,8 @@ BEGIN
                     SET LOCAL random_page_cost TO DEFAULT;  -- _build_scope's, for a small scope
                 END IF;
             END IF;
-            PERFORM pipeline._prepare_candidates(v_scoped);
+            -- a full run works in unlogged tables that parallel workers can read
+            PERFORM pipeline._prepare_candidates(v_scoped, p_parallel => NOT v_scoped);
             v_held_back := pipeline._record_held_back(p_run_id, v_scoped);
             SELECT * INTO v_written FROM pipeline._upsert_windows(p_run_id, v_scoped);
             -- rows written by this run are the source's: a table it loaded empty has none to
@@ -107,6 +108,9 @@ BEGIN
                                                      p_table_was_empty => v_written.loaded_into_empty);
             IF NOT v_written.loaded_into_empty THEN
                 PERFORM pipeline._retire_windows(v_scoped);
+            END IF;
+            IF NOT v_scoped THEN
+                PERFORM pipeline._drop_run_tables();
             END IF;
         END IF;
         PERFORM pipeline._purge_history(p_run_id);

@@ -1,6 +1,7 @@
 -- Write the run's loadable candidates (pg_temp.run_window) in one statement; into an empty window
 -- table, insert first and build the key index after, several times faster than maintaining it
--- row by row. Should the bulk statement fail, fall back to one pair at a time so that only the
+-- row by row; a full run over a loaded table finds the rows it must write in parallel first
+-- (_stage_windows). Should the bulk statement fail, fall back to one pair at a time so that only the
 -- bad rows are logged and skipped. loaded_into_empty: the rows were written into a table found
 -- empty under the exclusive lock, so every row in it is this run's.
 CREATE OR REPLACE FUNCTION pipeline._upsert_windows(p_run_id bigint,
@@ -14,7 +15,6 @@ SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
 DECLARE
     v_empty boolean;
-    v_nestloop text;
     v_pair record;
     v_written record;
     ex_sqlstate text;
@@ -28,6 +28,28 @@ BEGIN
             'schedule_end_offset_days integer, schedule_milestone_slug text, milestone_date date, '
             'window_start_date date, window_end_date date, retired_at timestamptz, result_count integer, '
             'completed_on date, held_back boolean)';
+    -- The window rows to write: new, or with a value that differs from the stored row's.
+    -- The unchanged ones are dropped with a join before ON CONFLICT, which would lock each
+    -- (a page dirtied and a WAL record) before finding it unchanged; a full run finds the
+    -- rest first, in parallel, and writes only them. A view locks the tables it reads, so this
+    -- one is made here, not with the others: the run's first look at the window table
+    -- comes after it has recorded the pairs held back (a test holds the run there). Made
+    -- before the block, so that the fallback's calls of _write_windows, which name it, find it.
+    CREATE TEMP VIEW run_changed_window AS
+    SELECT c.*
+    FROM pg_temp.run_window AS c
+    LEFT JOIN pipeline.patient_journey_schedule_window AS old
+        ON old.patient_journey_id = c.patient_journey_id AND old.activity_id = c.activity_id
+    WHERE old.patient_journey_id IS NULL
+       OR (old.patient_id, old.activity_content_slug, old.schedule_id, old.schedule_slug,
+           old.schedule_start_offset_days, old.schedule_end_offset_days,
+           old.schedule_milestone_slug, old.milestone_date, old.window_start_date,
+           old.window_end_date, old.retired_at, old.result_count, old.completed_on, old.held_back)
+          IS DISTINCT FROM
+          (c.patient_id, c.activity_content_slug, c.schedule_id, c.schedule_slug,
+           c.schedule_start_offset_days, c.schedule_end_offset_days,
+           c.schedule_milestone_slug, c.milestone_date, c.window_start_date,
+           c.window_end_date, c.retired_at, c.result_count, c.completed_on, c.held_back);
     rows_failed := 0;
     loaded_into_empty := false;
     v_empty := NOT EXISTS (SELECT FROM pipeline.patient_journey_schedule_window);
@@ -62,26 +84,16 @@ BEGIN
             ANALYZE pipeline.patient_journey_schedule_window;
             loaded_into_empty := true;
         ELSE
-            -- Drop the unchanged candidates with a join before ON CONFLICT, which would lock each
-            -- (a page dirtied and a WAL record) before finding it unchanged. A full run joins
-            -- every candidate: by hashing, never by one key lookup each, which the planner picks
-            -- when it expects few loadable candidates (it cannot estimate held_back IS NULL): at
-            -- 1,000,000 journeys, whose window table does not fit in memory, a full run over an
-            -- unchanged table took 484 s so, and 291 s joined by hashing.
             IF NOT p_scoped THEN
-                v_nestloop := current_setting('enable_nestloop');
-                PERFORM set_config('enable_nestloop', 'off', true);
+                PERFORM pipeline._stage_windows();
             END IF;
             SELECT * INTO rows_inserted, rows_updated
-            FROM pipeline._write_windows(p_skip_unchanged_by_join => true,
+            FROM pipeline._write_windows(p_skip_unchanged_by_join => p_scoped,
                                          p_patient_journey_id => NULL, p_activity_id => NULL);
-            IF NOT p_scoped THEN
-                PERFORM set_config('enable_nestloop', v_nestloop, true);
-            END IF;
         END IF;
         RETURN;
     EXCEPTION WHEN OTHERS THEN
-        -- (the block's rollback undid its enable_nestloop: the pairs below are key lookups again)
+        -- (the block's rollback undid the staging: the pairs below are computed afresh)
         GET STACKED DIAGNOSTICS ex_message = MESSAGE_TEXT;
         RAISE NOTICE 'bulk upsert failed (%); isolating the bad rows one at a time', ex_message;
     END;

@@ -1,10 +1,12 @@
 -- The one statement that writes the window table: the window rows of pg_temp.run_window (all of
 -- them, or the one pair named) inserted when new, updated in place when a value changed,
 -- untouched otherwise.
--- p_skip_unchanged_by_join: drop the unchanged rows with a join before ON CONFLICT, which locks
--- every row it finds (dirtying its page and writing WAL) before its WHERE finds it unchanged: at
--- 100,000 journeys, a scope of 650,000 pairs of which 375,000 were unchanged took 10 s written
--- without the join and 6.3 s with it. One pair alone (the row-by-row fallback) needs no join.
+-- p_skip_unchanged_by_join: read pg_temp.run_changed_window (_upsert_windows) instead, which
+-- drops the unchanged rows with a join before ON CONFLICT, which locks every row it finds (dirtying its page and
+-- writing WAL) before its WHERE finds it unchanged: at 100,000 journeys, a scope of 650,000
+-- pairs of which 375,000 were unchanged took 10 s written without the join and 6.3 s with it.
+-- One pair alone (the row-by-row fallback), or the rows a full run staged (only the changed
+-- ones, pipeline._stage_windows), need no join.
 -- plan_cache_mode: the parameters decide the plan (the join, one pair or all), so each call gets
 -- a plan made for its values, as an EXECUTE would.
 CREATE OR REPLACE FUNCTION pipeline._write_windows(p_skip_unchanged_by_join boolean,
@@ -17,8 +19,13 @@ SET search_path = pg_catalog, pipeline, pg_temp
 SET plan_cache_mode = force_custom_plan
 AS $$
 BEGIN
-    -- plpgsql_check cannot know the view _prepare_candidates made: the pragma tells it (a no-op when run)
+    -- plpgsql_check cannot know the run's views: the pragmas tell it (no-ops when run)
     PERFORM 'PRAGMA:TABLE: pg_temp.run_window (patient_id bigint, patient_journey_id bigint, activity_id bigint, '
+            'activity_content_slug text, schedule_id bigint, schedule_slug text, schedule_start_offset_days integer, '
+            'schedule_end_offset_days integer, schedule_milestone_slug text, milestone_date date, '
+            'window_start_date date, window_end_date date, retired_at timestamptz, result_count integer, '
+            'completed_on date, held_back boolean)';
+    PERFORM 'PRAGMA:TABLE: pg_temp.run_changed_window (patient_id bigint, patient_journey_id bigint, activity_id bigint, '
             'activity_content_slug text, schedule_id bigint, schedule_slug text, schedule_start_offset_days integer, '
             'schedule_end_offset_days integer, schedule_milestone_slug text, milestone_date date, '
             'window_start_date date, window_end_date date, retired_at timestamptz, result_count integer, '
@@ -31,21 +38,11 @@ BEGIN
              window_start_date, window_end_date, retired_at, result_count, completed_on, held_back)
         SELECT c.*
         FROM pg_temp.run_window AS c
-        LEFT JOIN pipeline.patient_journey_schedule_window AS old
-            ON p_skip_unchanged_by_join
-           AND old.patient_journey_id = c.patient_journey_id AND old.activity_id = c.activity_id
-        WHERE (p_patient_journey_id IS NULL
+        WHERE NOT p_skip_unchanged_by_join
+          AND (p_patient_journey_id IS NULL
                OR (c.patient_journey_id = p_patient_journey_id AND c.activity_id = p_activity_id))
-          AND (old.patient_journey_id IS NULL
-               OR (old.patient_id, old.activity_content_slug, old.schedule_id, old.schedule_slug,
-                   old.schedule_start_offset_days, old.schedule_end_offset_days,
-                   old.schedule_milestone_slug, old.milestone_date, old.window_start_date,
-                   old.window_end_date, old.retired_at, old.result_count, old.completed_on, old.held_back)
-                  IS DISTINCT FROM
-                  (c.patient_id, c.activity_content_slug, c.schedule_id, c.schedule_slug,
-                   c.schedule_start_offset_days, c.schedule_end_offset_days,
-                   c.schedule_milestone_slug, c.milestone_date, c.window_start_date,
-                   c.window_end_date, c.retired_at, c.result_count, c.completed_on, c.held_back))
+        UNION ALL
+        SELECT c.* FROM pg_temp.run_changed_window AS c WHERE p_skip_unchanged_by_join
         ON CONFLICT (patient_journey_id, activity_id) DO UPDATE
         SET (patient_id, activity_content_slug, schedule_id, schedule_slug, schedule_start_offset_days,
              schedule_end_offset_days, schedule_milestone_slug, milestone_date, window_start_date,

@@ -21,7 +21,7 @@ BEGIN
     PERFORM pipeline._check_source_tables();
     PERFORM pipeline._refuse_temp_objects();
     PERFORM pipeline._parse_schedules();
-    PERFORM pipeline._prepare_candidates(false);
+    PERFORM pipeline._prepare_candidates(false, p_parallel => false);  -- in pg_temp: the caller's
     -- no check can tell an explicit transaction from psql's autocommit, in which the views are
     -- gone when this statement ends: the notice says so
     RAISE NOTICE 'prepared pg_temp.run_candidate, pg_temp.run_held_back_candidate and pg_temp.run_window '

@@ -132,9 +132,10 @@ def test_a_role_that_can_only_connect_sees_no_trace_of_a_runs_views_while_it_run
 ) -> None:
     """Actor: anyone who can connect (must never read results). pg_class and pg_rewrite are
     readable by every role, and pg_get_viewdef() would hand it the SQL a run built (the
-    milestones of pipeline.milestone, which it may not read). It sees none: the views are made
-    and dropped inside the run's one transaction, so their catalog rows are never committed.
-    Held here after the views are made (step 3 waits for a lock on pipeline.held_back_pair,
+    milestones of pipeline.milestone, which it may not read). It sees none, nor any of the
+    unlogged tables a full run works in (in schema pipeline, where parallel workers can read
+    them): all are made and dropped inside the run's one transaction, so their catalog rows are
+    never committed. Held here after the views are made (step 3 waits for a lock on pipeline.held_back_pair,
     while the run already holds the source tables that only step 2 reads)."""
     one_journey(db, slug="2d-post-op")
     role = f"pjp_nobody_{uuid.uuid4().hex[:8]}"
@@ -154,12 +155,21 @@ def test_a_role_that_can_only_connect_sees_no_trace_of_a_runs_views_while_it_run
             views = nobody.execute(
                 "SELECT c.oid::regclass::text AS name, pg_get_viewdef(c.oid) AS sql "
                 "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-                "WHERE n.nspname LIKE 'pg^_temp^_%' ESCAPE '^'"
+                "WHERE n.nspname LIKE 'pg^_temp^_%' ESCAPE '^' OR c.relpersistence <> 'p'"
             ).fetchall()
+            # the relations the run had made by then, which no other session can see: it holds
+            # them locked (their oids are in pg_locks, not in pg_class)
+            made = db.execute(
+                "SELECT count(*) AS n FROM pg_locks AS l "
+                "WHERE l.pid = %s AND l.locktype = 'relation' "
+                "  AND NOT EXISTS (SELECT FROM pg_class AS c WHERE c.oid = l.relation)",
+                (pid,),
+            ).fetchone()
             holder.rollback()
             thread.join(60)
             assert outcome == {"status": "returned"}
         assert step_2_ran == {"n": 1}
+        assert made is not None and made["n"] > 0
         assert views == []
     finally:
         holder.close()
