@@ -18,8 +18,8 @@
 --                                   but inserted_at and updated_at), in its order, declared here once.
 -- Views, not tables: recomputing the join twice is cheaper than writing millions of rows. The
 -- SQL must be built because the milestones' date columns and the scope are known only now; it is
--- logged at DEBUG. The views read the temporary tables made here and pg_temp.run_schedule, all
--- ON COMMIT DROP, so they go with them when the transaction ends.
+-- logged at DEBUG. The views read the tables made here and pg_temp.run_schedule; the temporary
+-- ones are ON COMMIT DROP, so views and tables go together when the transaction ends.
 -- p_parallel (a full run's own, never preview_run's): the tables the views join, run_*_activity,
 -- run_patient_journey, run_pair_result and run_survey_pair, are unlogged tables of schema
 -- pipeline instead, which parallel workers can read (temporary tables are private to the
@@ -31,8 +31,8 @@
 -- Shape, for speed at millions of pairs: what depends only on the activity (its schedule, the
 -- parse result, a missing schedule or unusable milestone) is worked out once per activity; the
 -- journeys' pairs are unique by construction and carry their patient journey's columns; the
--- few survey pairs that no journey prescribes are found once, into pg_temp.run_survey_pair; the
--- survey results are summed up once, one row per pair that has any, into pg_temp.run_pair_result.
+-- few survey pairs that no journey prescribes are found once, into run_survey_pair; the survey
+-- results are summed up once, one row per pair that has any, into run_pair_result.
 CREATE OR REPLACE FUNCTION pipeline._prepare_candidates(p_scoped boolean, p_parallel boolean)
 RETURNS void
 LANGUAGE plpgsql
