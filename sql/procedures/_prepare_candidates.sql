@@ -300,22 +300,21 @@ BEGIN
                              WHEN w.last_date > w.window_end_date THEN w.last_date
                              ELSE w.last_date  -- both before the window
                         END
-                    ELSE (SELECT coalesce(
-                                     min(d.d) FILTER (WHERE (d.d >= w.window_start_date OR w.window_start_date IS NULL)
-                                                        AND (d.d <= w.window_end_date OR w.window_end_date IS NULL)),
-                                     min(d.d) FILTER (WHERE d.d > w.window_end_date),
-                                     max(d.d) FILTER (WHERE d.d < w.window_start_date))
-                          FROM unnest(w.result_dates) AS d (d))
+                    ELSE pipeline._completed_on(w.result_dates, w.window_start_date, w.window_end_date)
                END AS completed_on
         FROM (
         SELECT c.*,
-               CASE WHEN c.held_back IS NULL THEN c.milestone_date + c.start_offset_days END
+               -- pipeline._computed_once (here and below) keeps a level a subquery, so that each
+               -- pair's held_back and window are computed once, not again wherever the levels
+               -- above use them, and lets parallel workers run them all (OFFSET 0 did not); the
+               -- union's branches are subqueries of their own, which compute the milestone dates
+               pipeline._computed_once(CASE WHEN c.held_back IS NULL THEN c.milestone_date + c.start_offset_days END)
                    AS window_start_date,
                CASE WHEN c.held_back IS NULL THEN c.milestone_date + c.end_offset_days END
                    AS window_end_date
         FROM (
             SELECT r.*,
-                   CASE
+                   pipeline._computed_once(CASE
                        WHEN r.found_patient_journey_id IS NULL THEN 'missing patient_journey'::pipeline.held_back_reason
                        WHEN r.found_activity_id IS NULL THEN 'missing activity'::pipeline.held_back_reason
                        WHEN r.activity_held_back IS NOT NULL THEN r.activity_held_back
@@ -327,7 +326,7 @@ BEGIN
                          OR (r.milestone_date - DATE '2000-01-01')::bigint + r.end_offset_days
                                 NOT BETWEEN %1$s AND %2$s
                            THEN 'window date out of range'::pipeline.held_back_reason
-                   END AS held_back
+                   END) AS held_back
             FROM (
                 SELECT %3$s
                 FROM %4$s AS pj
@@ -343,14 +342,8 @@ BEGIN
                 -- journeys' activities: a pair the journey prescribes must not come twice
                 WHERE NOT EXISTS (SELECT FROM %9$s.run_journey_activity AS ja
                                   WHERE ja.journey_id = pj.journey_id AND ja.activity_id = p.activity_id)
-                -- OFFSET 0 (here and below) keeps a level a subquery, so that each pair's
-                -- milestone date and held_back are computed once, not again wherever the levels
-                -- above use them
-                OFFSET 0
             ) AS r
-            OFFSET 0
         ) AS c
-        OFFSET 0
         ) AS w
     $sql$,
         v_first_day, v_last_day,
