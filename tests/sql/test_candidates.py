@@ -94,5 +94,5 @@ def test_no_level_of_a_full_runs_candidate_query_keeps_the_levels_above_it_out_o
         db.execute("SELECT pipeline._parse_schedules()")
         db.execute("SELECT pipeline._prepare_candidates(false, p_parallel => true)")
         view = db.execute("SELECT pg_get_viewdef('pg_temp.run_candidate'::regclass) AS sql").fetchone()
-    assert view is not None and "pipeline._computed_once(" in view["sql"]
+    assert view is not None and "_computed_once(" in view["sql"]  # schema named unless on search_path
     assert re.findall(r"\b(?:OFFSET|LIMIT)\s+\S+", view["sql"], re.IGNORECASE) == []
