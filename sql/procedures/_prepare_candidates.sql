@@ -268,6 +268,10 @@ BEGIN
         || 'WHERE NOT EXISTS (SELECT FROM %1$s.run_journey_activity AS ja '
         '                  WHERE ja.journey_id = pj.journey_id AND ja.activity_id = sr.activity_id)',
         v_work, v_patient_journeys);
+    -- a full run's retiring step looks each unprescribed window row up in it (_retire_windows)
+    IF NOT p_scoped THEN
+        EXECUTE format('CREATE INDEX ON %s.run_survey_pair (patient_journey_id, activity_id)', v_work);
+    END IF;
     EXECUTE format('ANALYZE %s.run_survey_pair', v_work);
 
     -- One candidate row; %1$s and %2$s name the pair's keys in the branch it is used in, %3$s its results.

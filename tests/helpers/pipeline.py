@@ -55,14 +55,16 @@ def run(conn: psycopg.Connection[Any], trigger: str = "manual", *, full: bool = 
     return latest_run(conn)
 
 
-def run_in_thread(url: str, application_name: str, outcome: dict[str, Any]) -> threading.Thread:
-    """CALL the procedure from a new session in a thread; `outcome` gets status "returned" or
-    "error" (with the error), for tests that hold a run mid-way and act on it."""
+def run_in_thread(
+    url: str, application_name: str, outcome: dict[str, Any], *, full: bool = False
+) -> threading.Thread:
+    """CALL the procedure (a full run when `full`) from a new session in a thread; `outcome` gets
+    status "returned" or "error" (with the error), for tests that hold a run mid-way and act on it."""
 
     def target() -> None:
         try:
             with psycopg.connect(url, autocommit=True, application_name=application_name) as conn:
-                conn.execute("CALL pipeline.run_patient_journey_pipeline()")
+                conn.execute("CALL pipeline.run_patient_journey_pipeline(p_full => %s)", (full,))
             outcome["status"] = "returned"
         except psycopg.Error as exc:
             outcome["status"] = "error"
