@@ -7,8 +7,8 @@
 -- them leaves a pair both held back and written unmarked, reported twice. Marked, it is
 -- reported held back once, and the next run (the correction queued it) loads it.
 -- Which pairs are looked up, in a full run over a loaded table: every run leaves each pair of
--- held_back_pair with its window row, if it has one, marked, and only runs write the window
--- rows; so only a pair this run held back anew (pg_temp.run_held_back_change, +1) or whose row
+-- held_back_pair with its window row, if it has one, marked and not retired (retiring spares
+-- them: _retire_unprescribed), and only runs write the window rows; so only a pair this run held back anew (pg_temp.run_held_back_change, +1) or whose row
 -- it wrote (pg_temp.run_window: in such a run, the rows it wrote) can need marking, not every
 -- pair held back (341,000 lookups, 0.8 s, at 100,000 journeys). An incremental run looks up its
 -- scope's pairs held back now (pg_temp.run_held_back).
@@ -34,7 +34,7 @@ BEGIN
     PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back (patient_journey_id bigint, activity_id bigint, '
             'held_back pipeline.held_back_reason)';
     PERFORM 'PRAGMA:TABLE: pg_temp.run_held_back_change (change integer, held_back pipeline.held_back_reason, '
-            'schedule_id bigint, patient_journey_id bigint, activity_id bigint)';
+            'schedule_id bigint, patient_journey_id bigint, activity_id bigint, milestone_slug text)';
     PERFORM 'PRAGMA:TABLE: pg_temp.run_window (patient_journey_id bigint, activity_id bigint)';
     IF p_scoped THEN
         CREATE TEMP TABLE run_to_mark ON COMMIT DROP AS

@@ -52,7 +52,9 @@ BEGIN
         CREATE TEMP TABLE run_held_back ON COMMIT DROP AS SELECT r.* FROM pg_temp.run_held_back_row AS r;
     END IF;
     ANALYZE pg_temp.run_held_back;
-    IF NOT p_scoped AND NOT EXISTS (SELECT FROM pipeline.held_back_pair) THEN
+    -- (with no pair held back now there is nothing to load: no lock)
+    IF NOT p_scoped AND NOT EXISTS (SELECT FROM pipeline.held_back_pair)
+       AND EXISTS (SELECT FROM pg_temp.run_held_back) THEN
         -- A first load (or one after a DBA emptied the table): both tables are the pipeline's
         -- own, and the run's lock keeps other runs out. Empty them and index after the insert
         -- (about twice as fast) only under an exclusive lock taken at once; should anyone be

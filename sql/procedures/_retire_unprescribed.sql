@@ -1,6 +1,7 @@
 -- Retire the window rows of pg_temp.run_unprescribed (pairs their patient journey's journey
 -- does not prescribe, as _retire_windows found them) that no copy of their patient journey
--- prescribes and no survey result has: the pair has left the source. Returns how many.
+-- prescribes, no survey result has and this run did not record held back: the pair has left
+-- the source. Returns how many.
 -- The few thousand rows are looked up one by one, through the indexes: planned freely, the
 -- planner hashed all of survey_result for them (1.1 s at 100,000 journeys; the lookups take
 -- 50 ms), expecting nearly every row to find a result, as nearly every one does.
@@ -25,7 +26,13 @@ BEGIN
                       JOIN public.journey_activity AS ja ON ja.journey_id = pj.journey_id
                       WHERE pj.id = u.patient_journey_id AND ja.activity_id = u.activity_id)
       AND NOT EXISTS (SELECT FROM public.survey_result AS r
-                      WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id);
+                      WHERE r.patient_journey_id = u.patient_journey_id AND r.activity_id = u.activity_id)
+      -- nor a pair this run recorded held back: it was in the source then, and its row stays
+      -- marked and unretired, as every run leaves the rows of held_back_pair (a full run looks
+      -- only some of them up again: _mark_held_back_windows). Should the application have
+      -- removed it since, the next run, which the removal queued, releases and retires it.
+      AND NOT EXISTS (SELECT FROM pipeline.held_back_pair AS h
+                      WHERE h.patient_journey_id = u.patient_journey_id AND h.activity_id = u.activity_id);
     GET DIAGNOSTICS v_retired = ROW_COUNT;
     RETURN v_retired;
 END;

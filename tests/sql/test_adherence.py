@@ -273,6 +273,74 @@ def test_a_retired_pair_that_comes_back_held_back_is_no_longer_retired(db: Conn,
     assert status_of(db, "2026-04-01") == ("held_back", None)
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_a_pair_removed_while_a_run_holds_it_back_is_retired_by_the_next_run_not_by_that_one(
+    db: Conn, db_url: str, full: bool
+) -> None:
+    """Actor: the application writer. A run records the pairs held back before it retires the
+    rows whose pair has left the source, each in its own statement: a pair held back, removed
+    from its journey in between, was retired by that run while still in held_back_pair, and a
+    full run after the pair came back, which looks only pairs held back anew up again, left its
+    row retired. The run spares the pairs it recorded held back; the next run, which the removal
+    queued, releases and retires the pair."""
+    source(db)
+    run(db)
+    db.execute("UPDATE public.schedule SET slug = 'fortnightly-ish' WHERE id = 100")
+    run(db)  # held back, its row marked
+    if not full:
+        result(db, 1, 10, "2026-03-12 12:00:00+00")  # something for an incremental run to do
+        db.execute("DELETE FROM public.survey_result")
+    row = (
+        "SELECT retired_at IS NOT NULL AS retired, held_back FROM pipeline.patient_journey_schedule_window "
+        "WHERE (patient_journey_id, activity_id) = (1, 10)"
+    )
+    with psycopg.connect(db_url) as blocker:  # held after it recorded the pairs held back
+        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(db_url, "retire_race", outcome, full=full)
+        wait_until_blocked(db, "retire_race")
+        db.execute("DELETE FROM public.journey_activity WHERE activity_id = 10")
+        blocker.rollback()
+        thread.join(60)
+    assert outcome["status"] == "returned"
+    assert db.execute(row).fetchone() == {"retired": False, "held_back": True}
+    run(db)
+    assert db.execute(row).fetchone() == {"retired": True, "held_back": True}
+    insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 10)])
+    run(db, full=True)
+    assert db.execute(row).fetchone() == {"retired": False, "held_back": True}
+
+
+def test_a_survey_pair_whose_last_result_goes_during_a_full_run_is_retired_by_the_next_run(
+    db: Conn, db_url: str
+) -> None:
+    """A full run keeps the survey pairs that no journey prescribes and that it found with
+    results, without looking their results up again when it retires rows: one whose last result
+    the application deletes in between is retired by the next run, which the deletion queued."""
+    source(db)
+    # an activity no journey prescribes, with a result
+    insert(db, "activity", ["id", "content_slug", "schedule_id"], [(18, "extra", 100)])
+    result(db, 1, 18, "2026-03-12 12:00:00+00")
+    run(db)
+    row = (
+        "SELECT retired_at IS NOT NULL AS retired FROM pipeline.patient_journey_schedule_window "
+        "WHERE (patient_journey_id, activity_id) = (1, 18)"
+    )
+    assert db.execute(row).fetchone() == {"retired": False}
+    with psycopg.connect(db_url) as blocker:  # held after it read the survey results
+        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(db_url, "survey_race", outcome, full=True)
+        wait_until_blocked(db, "survey_race")
+        db.execute("DELETE FROM public.survey_result WHERE activity_id = 18")
+        blocker.rollback()
+        thread.join(60)
+    assert outcome["status"] == "returned"
+    assert db.execute(row).fetchone() == {"retired": False}
+    assert run(db)["mode"] == "incremental"
+    assert db.execute(row).fetchone() == {"retired": True}
+
+
 @pytest.mark.parametrize(
     ("first_load", "full"),
     [(False, False), (False, True), (True, True)],
