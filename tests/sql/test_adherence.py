@@ -63,6 +63,21 @@ def status_of(conn: Conn, as_of: str, journey: int = 1, activity: int = 10) -> t
     return row["status"], row["completed_on"]
 
 
+def run_held_at_the_window_table(db: Conn, db_url: str, change: str, *, full: bool) -> dict[str, Any]:
+    """A run held at its first look at the window table, which comes after it has read the
+    source and recorded the pairs held back, while the application commits `change`; returns
+    how the run ended (run_in_thread's outcome)."""
+    with psycopg.connect(db_url) as blocker:
+        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(db_url, "held_at_the_window_table", outcome, full=full)
+        wait_until_blocked(db, "held_at_the_window_table")
+        db.execute(change)
+        blocker.rollback()
+        thread.join(60)
+    return outcome
+
+
 def test_a_pair_without_results_is_not_yet_open_open_on_its_first_and_last_day_then_overdue(db: Conn) -> None:
     source(db)
     run(db)
@@ -294,14 +309,9 @@ def test_a_pair_removed_while_a_run_holds_it_back_is_retired_by_the_next_run_not
         "SELECT retired_at IS NOT NULL AS retired, held_back FROM pipeline.patient_journey_schedule_window "
         "WHERE (patient_journey_id, activity_id) = (1, 10)"
     )
-    with psycopg.connect(db_url) as blocker:  # held after it recorded the pairs held back
-        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
-        outcome: dict[str, Any] = {}
-        thread = run_in_thread(db_url, "retire_race", outcome, full=full)
-        wait_until_blocked(db, "retire_race")
-        db.execute("DELETE FROM public.journey_activity WHERE activity_id = 10")
-        blocker.rollback()
-        thread.join(60)
+    outcome = run_held_at_the_window_table(
+        db, db_url, "DELETE FROM public.journey_activity WHERE activity_id = 10", full=full
+    )
     assert outcome["status"] == "returned"
     assert db.execute(row).fetchone() == {"retired": False, "held_back": True}
     run(db)
@@ -327,14 +337,9 @@ def test_a_survey_pair_whose_last_result_goes_during_a_full_run_is_retired_by_th
         "WHERE (patient_journey_id, activity_id) = (1, 18)"
     )
     assert db.execute(row).fetchone() == {"retired": False}
-    with psycopg.connect(db_url) as blocker:  # held after it read the survey results
-        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
-        outcome: dict[str, Any] = {}
-        thread = run_in_thread(db_url, "survey_race", outcome, full=True)
-        wait_until_blocked(db, "survey_race")
-        db.execute("DELETE FROM public.survey_result WHERE activity_id = 18")
-        blocker.rollback()
-        thread.join(60)
+    outcome = run_held_at_the_window_table(
+        db, db_url, "DELETE FROM public.survey_result WHERE activity_id = 18", full=True
+    )
     assert outcome["status"] == "returned"
     assert db.execute(row).fetchone() == {"retired": False}
     assert run(db)["mode"] == "incremental"
@@ -363,16 +368,9 @@ def test_a_pair_the_application_releases_while_a_run_records_it_held_back_is_rep
     db.execute("UPDATE public.patient_journey SET operation_date = '4714-11-25 BC' WHERE id = 2")
     if full and not first_load:
         run(db)  # held back and marked before the run below
-    # the run's first look at the window table comes after it has recorded the pairs held back:
-    # held there until the date is corrected
-    with psycopg.connect(db_url) as blocker:
-        blocker.execute("LOCK TABLE pipeline.patient_journey_schedule_window IN ACCESS EXCLUSIVE MODE")
-        outcome: dict[str, Any] = {}
-        thread = run_in_thread(db_url, "adherence_race", outcome, full=full)
-        wait_until_blocked(db, "adherence_race")
-        db.execute("UPDATE public.patient_journey SET operation_date = '2026-03-10' WHERE id = 2")
-        blocker.rollback()
-        thread.join(60)
+    outcome = run_held_at_the_window_table(
+        db, db_url, "UPDATE public.patient_journey SET operation_date = '2026-03-10' WHERE id = 2", full=full
+    )
     assert outcome["status"] == "returned"
     pair = (
         "SELECT status FROM pipeline.adherence('2026-04-01') "
