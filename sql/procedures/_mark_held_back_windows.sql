@@ -8,10 +8,11 @@
 -- reported held back once, and the next run (the correction queued it) loads it.
 -- Which pairs are looked up, in a full run over a loaded table: every run leaves each pair of
 -- held_back_pair with its window row, if it has one, marked and not retired (retiring spares
--- them: _retire_unprescribed), and only runs write the window rows; so only a pair this run held back anew (pg_temp.run_held_back_change, +1) or whose row
--- it wrote (pg_temp.run_window: in such a run, the rows it wrote) can need marking, not every
--- pair held back (341,000 lookups, 0.8 s, at 100,000 journeys). An incremental run looks up its
--- scope's pairs held back now (pg_temp.run_held_back).
+-- them: _retire_unprescribed), and only runs write the window rows; so only a pair this run
+-- held back anew (pg_temp.run_held_back_change, +1) or whose row it wrote (pg_temp.run_window:
+-- in such a run, the rows it wrote) can need marking, not every pair held back (341,000
+-- lookups, 0.8 s, at 100,000 journeys). An incremental run looks up its scope's pairs held
+-- back now (pg_temp.run_held_back).
 -- p_table_was_empty: the window table held no rows before this run wrote it, so every row is
 -- the run's own, and no pair held back for its activity (missing, or its schedule or
 -- milestone unusable) has one: both statements read the activities from the same
