@@ -14,6 +14,8 @@ SET search_path = pg_catalog, pipeline, pg_temp
 -- rows, say), and sorting tens of thousands by their texts costs several times more
 SET enable_sort = off
 AS $$
+DECLARE
+    v_emptied tid[];
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         TRUNCATE pipeline.adherence_group;
@@ -41,29 +43,36 @@ BEGIN
                      schedule_start_offset_days, settled_rank, window_start_date, window_end_date)
             DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
     END IF;
+    -- A group this subtracts the last rows from is dropped: found by its row id (the upsert's
+    -- new version, which this transaction holds locked until the DELETE), not by an index on
+    -- pairs, which would keep every update of a count from staying on its page (HOT).
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO pipeline.adherence_group AS g
-            (activity_id, activity_content_slug, schedule_milestone_slug, schedule_start_offset_days,
-             settled_rank, window_start_date, window_end_date, pairs)
-        SELECT c.activity_id, c.activity_content_slug, c.schedule_milestone_slug, c.schedule_start_offset_days,
-               c.settled_rank,
-               CASE WHEN c.settled_rank IS NULL THEN c.window_start_date END,
-               CASE WHEN c.settled_rank IS NULL THEN c.window_end_date END,
-               - count(*)
-        FROM (SELECT o.activity_id, o.activity_content_slug, o.schedule_milestone_slug,
-                     o.schedule_start_offset_days, o.window_start_date, o.window_end_date,
-                     pipeline._settled_rank(o.schedule_id, o.schedule_milestone_slug, o.milestone_date,
-                                            o.completed_on, o.window_start_date, o.window_end_date,
-                                            o.result_count) AS settled_rank
-              FROM old_rows AS o
-              WHERE o.retired_at IS NULL AND NOT o.held_back) AS c
-        GROUP BY 1, 2, 3, 4, 5, 6, 7
-        ON CONFLICT (activity_id, pg_catalog.md5(activity_content_slug), schedule_milestone_slug,
-                     schedule_start_offset_days, settled_rank, window_start_date, window_end_date)
-            DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs;
+        WITH counted AS (
+            INSERT INTO pipeline.adherence_group AS g
+                (activity_id, activity_content_slug, schedule_milestone_slug, schedule_start_offset_days,
+                 settled_rank, window_start_date, window_end_date, pairs)
+            SELECT c.activity_id, c.activity_content_slug, c.schedule_milestone_slug, c.schedule_start_offset_days,
+                   c.settled_rank,
+                   CASE WHEN c.settled_rank IS NULL THEN c.window_start_date END,
+                   CASE WHEN c.settled_rank IS NULL THEN c.window_end_date END,
+                   - count(*)
+            FROM (SELECT o.activity_id, o.activity_content_slug, o.schedule_milestone_slug,
+                         o.schedule_start_offset_days, o.window_start_date, o.window_end_date,
+                         pipeline._settled_rank(o.schedule_id, o.schedule_milestone_slug, o.milestone_date,
+                                                o.completed_on, o.window_start_date, o.window_end_date,
+                                                o.result_count) AS settled_rank
+                  FROM old_rows AS o
+                  WHERE o.retired_at IS NULL AND NOT o.held_back) AS c
+            GROUP BY 1, 2, 3, 4, 5, 6, 7
+            ON CONFLICT (activity_id, pg_catalog.md5(activity_content_slug), schedule_milestone_slug,
+                         schedule_start_offset_days, settled_rank, window_start_date, window_end_date)
+                DO UPDATE SET pairs = g.pairs + EXCLUDED.pairs
+            RETURNING g.ctid, g.pairs
+        )
+        SELECT array_agg(c.ctid) FILTER (WHERE c.pairs = 0) INTO v_emptied FROM counted AS c;
     END IF;
-    IF TG_OP <> 'INSERT' THEN
-        DELETE FROM pipeline.adherence_group AS g WHERE g.pairs = 0;
+    IF v_emptied IS NOT NULL THEN
+        DELETE FROM pipeline.adherence_group AS g WHERE g.ctid = ANY (v_emptied) AND g.pairs = 0;
     END IF;
     RETURN NULL;
 END;

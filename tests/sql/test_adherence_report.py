@@ -189,6 +189,25 @@ def test_the_kept_counts_follow_every_change_to_the_window_rows(reader: Conn, db
         for as_of in ("2026-03-01", "2026-03-12", "2026-07-01"):
             kept, counted = adherence_counts(reader, as_of)
             assert kept == counted, (name, as_of)
+        # a group a statement emptied is dropped, not kept at nought
+        emptied = db.execute("SELECT count(*) AS n FROM pipeline.adherence_group WHERE pairs <= 0").fetchone()
+        assert emptied == {"n": 0}, name
+
+
+def test_a_count_changes_in_place(reader: Conn, db: Conn) -> None:
+    """A count is updated on its page (a heap-only update, no new index entry): an index that
+    names the column every count changes (pairs) would make each update of a group write new
+    entries in every index of the table, and bloat them run after run."""
+    assert run(db)["status"] == "succeeded"
+    with db.transaction():
+        db.execute(f"UPDATE {WINDOW} SET completed_on = NULL, result_count = 0")
+        counts = db.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(c.oid) AS updated, "
+            "       pg_stat_get_xact_tuples_hot_updated(c.oid) AS hot "
+            "FROM pg_class AS c WHERE c.oid = 'pipeline.adherence_group'::regclass"
+        ).fetchone()
+        assert counts["updated"] > 0
+        assert counts["hot"] == counts["updated"]
 
 
 def test_migrate_counts_the_groups_again_from_the_window_rows(reader: Conn, db: Conn, db_url: str) -> None:
