@@ -4,8 +4,9 @@
 -- SECURITY DEFINER: the application's roles need no rights on the pipeline schema.
 -- It runs on every application statement, so its common path is what a single-row write
 -- costs (issue 12): static SQL per key column (planned once per session and trigger, where an
--- EXECUTE was planned again at each statement), no EXCEPTION block (a subtransaction, and the
--- subtransaction id its INSERT took) and one INSERT. What could make that INSERT fail is ruled
+-- EXECUTE was planned again at each statement), no EXCEPTION block around its INSERT (the
+-- subtransaction would take an id of its own; the one around the type check below writes
+-- nothing, so it takes none) and one INSERT. What could make that INSERT fail is ruled
 -- out before it: a key column that is missing or not of a built-in integer type queues a full
 -- run instead. The key's type is checked at each statement: the tables' owner can change it at
 -- any time, and a key of the owner's type is never converted (its cast to bigint would run the

@@ -45,7 +45,9 @@ BEGIN
     END IF;
     -- A group this subtracts the last rows from is dropped: found by its row id (the upsert's
     -- new version, which this transaction holds locked until the DELETE), not by an index on
-    -- pairs, which would keep every update of a count from staying on its page (HOT).
+    -- pairs, which would keep every update of a count from staying on its page (HOT). Adding
+    -- brings a group to nought only where its count was already wrong (rows written while the
+    -- owner had the triggers disabled): migrate counts such groups again.
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         WITH counted AS (
             INSERT INTO pipeline.adherence_group AS g
