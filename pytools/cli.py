@@ -457,6 +457,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             f"warning: {result.role} may not read {tables}: runs fail until a DBA runs "
             f"GRANT SELECT ON {tables} TO {result.role}"
         )
+    for table, definition, purpose in result.missing_indexes:
+        _say(f"note: {table} lacks a recommended index ({purpose}): {definition} (README, Installing)")
     for role, granted, access in result.access:
         if granted:
             _say(f"access: {role} {access}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -39,6 +39,8 @@ class MigrateResult:
     access: list[tuple[str, bool, str]]
     # the role that ran migrate is a superuser: everything belongs to it
     superuser: bool = False
+    # (table, CREATE INDEX, what it is for) for each recommended source index no index serves
+    missing_indexes: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 # UNIQUE NULLS NOT DISTINCT (migration 0004) is new in PostgreSQL 15.
@@ -205,6 +207,10 @@ def migrate(url: str) -> MigrateResult:
             step = "granting access to pipeline_runner and pipeline_reader"
             access = conn.execute("SELECT role_name, granted, access FROM pipeline.grant_access()").fetchall()
             role = conn.execute("SELECT current_user").fetchone()
+            step = "looking for the recommended indexes on the source tables"
+            missing = conn.execute(
+                "SELECT table_name, definition, purpose FROM pipeline._missing_source_indexes()"
+            ).fetchall()
             # last: it locks the window table against runs' writes until the commit
             step = "counting the adherence groups"
             conn.execute("SELECT pipeline._install_adherence_counts()")
@@ -220,6 +226,9 @@ def migrate(url: str) -> MigrateResult:
         role=str(role[0]) if role else "",
         access=[(str(role), bool(granted), str(what)) for role, granted, what in access],
         superuser=superuser,
+        missing_indexes=[
+            (str(table), str(definition), str(purpose)) for table, definition, purpose in missing
+        ],
     )
 
 

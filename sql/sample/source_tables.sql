@@ -30,8 +30,12 @@ CREATE TABLE IF NOT EXISTS public.survey_result (
 CREATE TABLE IF NOT EXISTS public.device (id bigint, platform text, os_version text);
 CREATE TABLE IF NOT EXISTS public.step_result (patient_id bigint, date date, value numeric);
 
--- The look-ups an incremental run makes; an app has them for its own queries too.
+-- The look-ups an incremental run makes (pipeline._missing_source_indexes); an app has them
+-- for its own queries too. The one on survey_result.patient_journey_id holds what a run reads
+-- of a result, so that a rescheduled journey's results come from the index, not from a table
+-- page each (results arrive over weeks, between everyone else's).
 CREATE INDEX IF NOT EXISTS patient_journey_id_idx ON public.patient_journey (id);
 CREATE INDEX IF NOT EXISTS patient_journey_journey_id_idx ON public.patient_journey (journey_id);
-CREATE INDEX IF NOT EXISTS survey_result_patient_journey_id_idx ON public.survey_result (patient_journey_id);
+CREATE INDEX IF NOT EXISTS survey_result_patient_journey_id_idx
+    ON public.survey_result (patient_journey_id) INCLUDE (activity_id, start_time, end_time);
 CREATE INDEX IF NOT EXISTS survey_result_activity_id_idx ON public.survey_result (activity_id);

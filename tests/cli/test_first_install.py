@@ -196,6 +196,51 @@ def test_migrate_as_a_superuser_works_and_warns_once_to_install_as_pipeline_owne
     assert "superuser" in warnings[0] and "install it as role pipeline_owner" in warnings[0]
 
 
+def index_notes(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "lacks a recommended index" in line]
+
+
+def test_migrate_names_each_recommended_index_no_index_serves(empty_db_url: str, tmp_path: Path) -> None:
+    """The app's tables as they often are: no index, or indexes that look right but cannot serve
+    the run's reads (a plain one where the run needs the covering one, a partial one, one on an
+    expression, a hash index). migrate names each recommended index missing, with its CREATE
+    INDEX, and says nothing once the app has them."""
+    app_database(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(
+            "DROP INDEX public.patient_journey_id_idx, public.patient_journey_journey_id_idx, "
+            "public.survey_result_patient_journey_id_idx, public.survey_result_activity_id_idx"
+        )
+        conn.execute("CREATE INDEX plain_idx ON public.survey_result (patient_journey_id)")
+        conn.execute(
+            "CREATE INDEX partial_idx ON public.survey_result (patient_journey_id) "
+            "INCLUDE (activity_id, start_time, end_time) WHERE patient_journey_id > 0"
+        )
+        conn.execute("CREATE INDEX expression_idx ON public.patient_journey ((id + 0))")
+        conn.execute("CREATE INDEX hash_idx ON public.survey_result USING hash (activity_id)")
+        conn.execute("CREATE INDEX second_column_idx ON public.patient_journey (patient_id, journey_id)")
+    owner_env = clean_env(with_params(empty_db_url, user="pipeline_owner"))
+    out = assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
+    notes = index_notes(out)
+    assert len(notes) == 4, out
+    covering = (
+        "CREATE INDEX ON public.survey_result (patient_journey_id) "
+        "INCLUDE (activity_id, start_time, end_time)"
+    )
+    assert any(covering in n and "from one table page per result" in n for n in notes), notes
+    for definition in ("public.patient_journey (id)", "public.patient_journey (journey_id)",
+                       "public.survey_result (activity_id)"):  # fmt: skip
+        assert any(f"CREATE INDEX ON {definition} (README, Installing)" in n for n in notes), (
+            definition,
+            notes,
+        )
+    # the recommended ones, made as the notes say (the covering one beside the plain one)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        for note in notes:
+            conn.execute(note.split("): ")[1].removesuffix(" (README, Installing)"))
+    assert index_notes(assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))) == []
+
+
 # --- exactly the database named ------------------------------------------------------------------
 
 
