@@ -457,8 +457,9 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             f"warning: {result.role} may not read {tables}: runs fail until a DBA runs "
             f"GRANT SELECT ON {tables} TO {result.role}"
         )
-    for table, definition, purpose in result.missing_indexes:
-        _say(f"note: {table} lacks a recommended index ({purpose}): {definition} (README, Installing)")
+    for table, definition, purpose, replaces in result.missing_indexes:
+        then = f"; then DROP INDEX CONCURRENTLY {replaces}, which it replaces" if replaces else ""
+        _say(f"note: {table} lacks a recommended index ({purpose}): {definition}{then} (README, Installing)")
     for role, granted, access in result.access:
         if granted:
             _say(f"access: {role} {access}")

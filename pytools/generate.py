@@ -212,6 +212,7 @@ def generate(url: str, journeys: int, progress: Progress = print, *, force: bool
             # all-visible, so that index-only scans (survey_result's covering index) skip them
             conn.autocommit = True
             cur.execute("VACUUM (ANALYZE) " + ", ".join(f"public.{t}" for t in tables))
+            step("vacuumed and analyzed")
         except psycopg.errors.InsufficientPrivilege:
             raise  # the CLI names what fixes it
         except psycopg.Error as exc:

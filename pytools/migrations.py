@@ -39,8 +39,9 @@ class MigrateResult:
     access: list[tuple[str, bool, str]]
     # the role that ran migrate is a superuser: everything belongs to it
     superuser: bool = False
-    # (table, CREATE INDEX, what it is for) for each recommended source index no index serves
-    missing_indexes: list[tuple[str, str, str]] = field(default_factory=list)
+    # (table, CREATE INDEX, what it is for, the plain index it can replace or "") for each
+    # recommended source index no index serves
+    missing_indexes: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 # UNIQUE NULLS NOT DISTINCT (migration 0004) is new in PostgreSQL 15.
@@ -209,7 +210,8 @@ def migrate(url: str) -> MigrateResult:
             role = conn.execute("SELECT current_user").fetchone()
             step = "looking for the recommended indexes on the source tables"
             missing = conn.execute(
-                "SELECT table_name, definition, purpose FROM pipeline._missing_source_indexes()"
+                "SELECT table_name, definition, purpose, coalesce(replaces, '') "
+                "FROM pipeline._missing_source_indexes()"
             ).fetchall()
             # last: it locks the window table against runs' writes until the commit
             step = "counting the adherence groups"
@@ -227,7 +229,8 @@ def migrate(url: str) -> MigrateResult:
         access=[(str(role), bool(granted), str(what)) for role, granted, what in access],
         superuser=superuser,
         missing_indexes=[
-            (str(table), str(definition), str(purpose)) for table, definition, purpose in missing
+            (str(table), str(definition), str(purpose), str(replaces))
+            for table, definition, purpose, replaces in missing
         ],
     )
 

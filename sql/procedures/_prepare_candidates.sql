@@ -96,6 +96,10 @@ BEGIN
     -- same windows), so full and incremental runs keep the same one, and no session setting
     -- changes which: ordered by their text (x::text), DateStyle chose it.
     -- With a scope, only the ids its queries can reach are checked: the cost follows the change.
+    -- Fewer still while no id repeats (change_capture_state.ids_repeat, which a full run
+    -- records): a new copy comes from a write of patient journeys, whose ids the run's changes
+    -- name (kind patient_journey), so those are the ones to look at; one found there is
+    -- recorded, and routine runs look at their whole reach again until a full run finds none.
     -- A unique index on patient_journey.id alone (a primary key, say), whole, immediate and of
     -- the type's own equality, rules copies out: then there is nothing to look for.
     IF EXISTS (SELECT FROM pg_catalog.pg_index AS i
@@ -105,9 +109,19 @@ BEGIN
                  AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indnkeyatts = 1
                  AND i.indpred IS NULL AND i.indexprs IS NULL AND o.opcdefault) THEN
         v_has_duplicates := false;
-    ELSIF p_scoped THEN
+    ELSIF p_scoped AND EXISTS (SELECT FROM pipeline.change_capture_state AS s
+                               WHERE s.table_name = 'public.patient_journey' AND NOT s.ids_repeat) THEN
+        PERFORM 'PRAGMA:TABLE: pg_temp.run_touched (kind text, key bigint)';
         -- counted, not EXISTS: under EXISTS the planner bets on finding a row early and
         -- compares every pair of ids when there is none
+        SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates
+        FROM public.patient_journey AS x
+        WHERE x.id IN (SELECT t.key FROM pg_temp.run_touched AS t WHERE t.kind = 'patient_journey');
+        IF v_has_duplicates THEN
+            UPDATE pipeline.change_capture_state AS s SET ids_repeat = true
+            WHERE s.table_name = 'public.patient_journey';
+        END IF;
+    ELSIF p_scoped THEN
         SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates
         FROM public.patient_journey AS x
         WHERE x.id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s
@@ -121,6 +135,11 @@ BEGIN
                        WHERE r.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s));
     ELSE
         v_has_duplicates := EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1);
+    END IF;
+    -- what the routine runs after it rely on; a full run's own (never preview_run's: p_parallel)
+    IF p_parallel THEN
+        UPDATE pipeline.change_capture_state AS s SET ids_repeat = v_has_duplicates
+        WHERE s.table_name = 'public.patient_journey';
     END IF;
     IF v_has_duplicates THEN
         SELECT format('(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '

@@ -219,25 +219,35 @@ def test_migrate_names_each_recommended_index_no_index_serves(empty_db_url: str,
         conn.execute("CREATE INDEX expression_idx ON public.patient_journey ((id + 0))")
         conn.execute("CREATE INDEX hash_idx ON public.survey_result USING hash (activity_id)")
         conn.execute("CREATE INDEX second_column_idx ON public.patient_journey (patient_id, journey_id)")
+        # left invalid by a build that failed (two rows of one key)
+        conn.execute("INSERT INTO public.survey_result (id, patient_journey_id) VALUES (1, 7), (2, 7)")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "CREATE UNIQUE INDEX CONCURRENTLY invalid_idx ON public.survey_result (patient_journey_id) "
+                "INCLUDE (activity_id, start_time, end_time)"
+            )
     owner_env = clean_env(with_params(empty_db_url, user="pipeline_owner"))
     out = assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
     notes = index_notes(out)
     assert len(notes) == 4, out
     covering = (
-        "CREATE INDEX ON public.survey_result (patient_journey_id) "
-        "INCLUDE (activity_id, start_time, end_time)"
+        "CREATE INDEX CONCURRENTLY ON public.survey_result (patient_journey_id) "
+        "INCLUDE (activity_id, start_time, end_time); "
+        "then DROP INDEX CONCURRENTLY public.plain_idx, which it replaces"
     )
     assert any(covering in n and "from one table page per result" in n for n in notes), notes
     for definition in ("public.patient_journey (id)", "public.patient_journey (journey_id)",
                        "public.survey_result (activity_id)"):  # fmt: skip
-        assert any(f"CREATE INDEX ON {definition} (README, Installing)" in n for n in notes), (
+        assert any(f"CREATE INDEX CONCURRENTLY ON {definition} (README, Installing)" in n for n in notes), (
             definition,
             notes,
         )
-    # the recommended ones, made as the notes say (the covering one beside the plain one)
+    # the recommended ones, made as the notes say (the covering one in the plain one's place)
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         for note in notes:
-            conn.execute(note.split("): ")[1].removesuffix(" (README, Installing)"))
+            for statement in note.split("): ")[1].removesuffix(" (README, Installing)").split("; then "):
+                conn.execute(statement.removesuffix(", which it replaces"))
+        assert conn.execute("SELECT to_regclass('public.plain_idx')").fetchone() == (None,)
     assert index_notes(assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))) == []
 
 

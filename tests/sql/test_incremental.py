@@ -36,7 +36,8 @@ def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
     kind = rng.choice(
         ["reschedule", "new journeys", "edit slug", "move activity", "prescribe", "unprescribe",
          "survey", "dated survey", "unsurvey", "edit survey", "orphan survey", "delete journey",
-         "add missing activity", "rename activity", "move to patient", "null dates"]
+         "add missing activity", "rename activity", "move to patient", "null dates", "copy journey",
+         "drop a copy"]
     )  # fmt: skip
     ids = [rng.randint(1, 300) for _ in range(rng.randint(1, 5))]
     if kind == "reschedule":
@@ -130,6 +131,22 @@ def _random_change(conn, rng: random.Random, next_id: list[int]) -> str:
         conn.execute(
             "UPDATE public.activity SET content_slug = content_slug || '-v2' WHERE id = %s",
             (rng.randint(1, 200),),
+        )
+    elif kind == "copy journey" or (
+        kind == "drop a copy"
+        and not conn.execute("SELECT FROM public.patient_journey GROUP BY id HAVING count(*) > 1").fetchall()
+    ):  # the same id again, with other values: one copy is kept
+        conn.execute(
+            "INSERT INTO public.patient_journey (id, patient_id, journey_id, operation_date) "
+            "SELECT id, patient_id + 1000, 1 + journey_id %% 5, operation_date + interval '4 days' "
+            "FROM public.patient_journey WHERE id = %s LIMIT 1",
+            (ids[0],),
+        )
+    elif kind == "drop a copy":
+        conn.execute(
+            "DELETE FROM public.patient_journey WHERE ctid = (SELECT ctid FROM public.patient_journey "
+            "WHERE id IN (SELECT id FROM public.patient_journey GROUP BY id HAVING count(*) > 1) "
+            "ORDER BY id, patient_id DESC LIMIT 1)"
         )
     elif kind == "move to patient":
         conn.execute(

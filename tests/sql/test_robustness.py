@@ -147,6 +147,59 @@ def test_duplicated_patient_journeys_keep_the_same_row_in_full_and_incremental_r
     assert windows(db)[(1, 10)]["milestone_date"] == before
 
 
+def ids_repeat(db) -> bool | None:
+    row = db.execute(
+        "SELECT ids_repeat FROM pipeline.change_capture_state WHERE table_name = 'public.patient_journey'"
+    ).fetchone()
+    return row["ids_repeat"] if row else None
+
+
+def test_runs_remember_whether_patient_journey_ids_repeat(db):
+    """A full run records whether an id repeats; while none does, a routine run looks for copies
+    only among the ids its changes name, so the one that queues a copy must record it, and the
+    routine runs after it look at their whole reach again until a full run finds no copy."""
+    one_journey(db)
+    run(db, full=True)
+    assert ids_repeat(db) is False
+    db.execute("UPDATE public.patient_journey SET patient_id = 7 WHERE id = 1")
+    assert run(db)["mode"] == "incremental"
+    assert ids_repeat(db) is False
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, 501, 1, "2026-01-01")],
+    )
+    assert run(db)["mode"] == "incremental"
+    assert ids_repeat(db) is True
+    db.execute("DELETE FROM public.patient_journey WHERE patient_id = 501")
+    assert run(db)["mode"] == "incremental"
+    assert ids_repeat(db) is True  # a routine run does not look at every id
+    assert run(db, full=True)["mode"] == "full"
+    assert ids_repeat(db) is False
+    # a run that fails at its end, after it found the copy, keeps nothing of what it found
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, 502, 1, "2026-01-01")],
+    )
+    db.execute(
+        """
+        CREATE FUNCTION public.refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
+        CREATE TRIGGER refuse_success BEFORE UPDATE ON pipeline.pipeline_runs
+            FOR EACH ROW WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION public.refuse_success();
+        """
+    )
+    with pytest.raises(psycopg.errors.ExternalRoutineException):
+        db.execute("CALL pipeline.run_patient_journey_pipeline()")
+    db.execute("DROP TRIGGER refuse_success ON pipeline.pipeline_runs")
+    assert ids_repeat(db) is False
+    assert run(db)["mode"] == "incremental"
+    assert ids_repeat(db) is True
+
+
 @pytest.mark.parametrize("reached_through", ["patient journey", "activity", "survey result"])
 def test_a_duplicate_reached_by_an_incremental_run_is_de_duplicated_as_a_full_run_would(db, reached_through):
     """An incremental run checks for duplicated ids only among the journeys it recomputes; each
