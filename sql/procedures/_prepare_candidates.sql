@@ -114,9 +114,14 @@ BEGIN
         PERFORM 'PRAGMA:TABLE: pg_temp.run_touched (kind text, key bigint)';
         -- counted, not EXISTS: under EXISTS the planner bets on finding a row early and
         -- compares every pair of ids when there is none
+        -- and those queued since the drain: in this statement's snapshot every copy it sees was
+        -- written with its queue row, drained or not
         SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates
         FROM public.patient_journey AS x
-        WHERE x.id IN (SELECT t.key FROM pg_temp.run_touched AS t WHERE t.kind = 'patient_journey');
+        WHERE x.id IN (SELECT t.key FROM pg_temp.run_touched AS t WHERE t.kind = 'patient_journey'
+                       UNION ALL
+                       SELECT k.key FROM pipeline.change_queue AS q, unnest(q.keys) AS k (key)
+                       WHERE q.kind = 'patient_journey');
         IF v_has_duplicates THEN
             UPDATE pipeline.change_capture_state AS s SET ids_repeat = true
             WHERE s.table_name = 'public.patient_journey';
@@ -134,11 +139,17 @@ BEGIN
                        SELECT r.patient_journey_id FROM public.survey_result AS r
                        WHERE r.activity_id IN (SELECT s.activity_id FROM pg_temp.run_scope_activity AS s));
     ELSE
-        v_has_duplicates := EXISTS (SELECT FROM public.patient_journey AS x GROUP BY x.id HAVING count(*) > 1);
+        -- (a NULL id forms no pair: NULLs are no copies)
+        v_has_duplicates := EXISTS (SELECT FROM public.patient_journey AS x WHERE x.id IS NOT NULL
+                                    GROUP BY x.id HAVING count(*) > 1);
     END IF;
-    -- what the routine runs after it rely on; a full run's own (never preview_run's: p_parallel)
+    -- What the routine runs after it rely on; a full run's own (never preview_run's: p_parallel).
+    -- Not recorded (NULL) where writes in session_replication_role = replica go unseen (migrate
+    -- does not own the table): a copy written so would name no queued id.
     IF p_parallel THEN
-        UPDATE pipeline.change_capture_state AS s SET ids_repeat = v_has_duplicates
+        UPDATE pipeline.change_capture_state AS s
+        SET ids_repeat = CASE WHEN pipeline._replica_writes_captured('public.patient_journey')
+                              THEN v_has_duplicates END
         WHERE s.table_name = 'public.patient_journey';
     END IF;
     IF v_has_duplicates THEN

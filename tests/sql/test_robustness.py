@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 
 import psycopg
 import pytest
@@ -198,6 +200,71 @@ def test_runs_remember_whether_patient_journey_ids_repeat(db):
     assert ids_repeat(db) is False
     assert run(db)["mode"] == "incremental"
     assert ids_repeat(db) is True
+
+
+def test_where_replica_mode_writes_go_unseen_routine_runs_look_at_every_id_they_reach(db):
+    """Without the replica-mode capture trigger (migrate does not own the table), a superuser's
+    write in session_replication_role = replica is queued nowhere: a copy written so names no
+    queued id, so a full run records nothing, and a routine run reaching the copy another way
+    (here its activity) de-duplicates it as a full run would."""
+    one_journey(db)
+    db.execute("DROP TRIGGER pipeline_capture_replica ON public.patient_journey")
+    run(db, full=True)
+    assert ids_repeat(db) is None
+    with db.transaction():
+        db.execute("SET LOCAL session_replication_role = replica")
+        insert(
+            db,
+            "patient_journey",
+            ["id", "patient_id", "journey_id", "operation_date"],
+            [(1, 502, 1, "2026-06-01")],
+        )
+    assert db.execute("SELECT count(*) AS n FROM pipeline.change_queue").fetchone()["n"] == 0
+    db.execute("UPDATE public.activity SET content_slug = content_slug || '-v2' WHERE id = 10")
+    assert run(db)["mode"] == "incremental"
+    full = run(db, full=True)
+    assert (full["rows_inserted"], full["rows_updated"]) == (0, 0)
+
+
+def test_a_copy_written_while_a_routine_run_works_is_found_by_that_run_or_the_next(db, db_url):
+    """A copy committed after the run drained the queue is not among the ids it drained; the run
+    looks at the ids still queued too, so it de-duplicates the journey it reaches another way."""
+    one_journey(db)
+    run(db, full=True)
+    assert ids_repeat(db) is False
+    db.execute("UPDATE public.activity SET content_slug = 'knee-survey-2' WHERE id = 10")  # reaches journey 1
+    blocker = psycopg.connect(db_url)
+    blocker.execute("LOCK TABLE pipeline.milestone_alias IN ACCESS EXCLUSIVE MODE")  # read after the drain
+    outcome: dict[str, object] = {}
+
+    def background_run() -> None:
+        with psycopg.connect(db_url, autocommit=True, application_name="copy-run") as conn:
+            outcome["run_id"] = conn.execute("CALL pipeline.run_patient_journey_pipeline()").fetchone()
+
+    thread = threading.Thread(target=background_run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not db.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'copy-run' AND wait_event_type = 'Lock'"
+    ).fetchone():
+        assert time.monotonic() < deadline, "the run never reached the lock"
+        time.sleep(0.05)
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, 502, 1, "2026-06-01")],
+    )
+    blocker.rollback()
+    blocker.close()
+    thread.join(30)
+    assert "run_id" in outcome
+    # the copy's change waits for the next run: the one above had drained the queue before it
+    assert db.execute("SELECT count(*) AS n FROM pipeline.change_queue").fetchone()["n"] == 1
+    assert windows(db)[(1, 10)]["patient_id"] == 501  # the copy first by patient_id
+    assert ids_repeat(db) is True
+    full = run(db, full=True)
+    assert (full["rows_inserted"], full["rows_updated"]) == (0, 0)
 
 
 @pytest.mark.parametrize("reached_through", ["patient journey", "activity", "survey result"])
