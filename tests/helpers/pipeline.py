@@ -206,6 +206,19 @@ def wait_until_blocked(admin: psycopg.Connection[Any], application_name: str, ti
     raise AssertionError(f"{application_name} never blocked")
 
 
+def refuse_success(conn: psycopg.Connection[Any]) -> None:
+    """Make every run fail at its very end, after it has done its work: a trigger refuses to
+    record it as succeeded (DROP TRIGGER refuse_success ON pipeline.pipeline_runs undoes it)."""
+    conn.execute(
+        """
+        CREATE OR REPLACE FUNCTION public.refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
+        CREATE TRIGGER refuse_success BEFORE UPDATE ON pipeline.pipeline_runs
+            FOR EACH ROW WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION public.refuse_success();
+        """
+    )
+
+
 def advisory_locks_held(conn: psycopg.Connection[Any]) -> int:
     """How many advisory locks this session holds (the pipeline's run lock is one)."""
     row = conn.execute(

@@ -8,7 +8,15 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
-from tests.helpers.pipeline import current_failures, insert, latest_run, one_journey, run, windows
+from tests.helpers.pipeline import (
+    current_failures,
+    insert,
+    latest_run,
+    one_journey,
+    refuse_success,
+    run,
+    windows,
+)
 
 COLUMNS = {
     "schedule": ("id", "slug"),
@@ -586,15 +594,7 @@ def test_run_that_breaks_after_writing_rolls_its_window_rows_back(db):
     before = snapshot(db)
     db.execute("UPDATE public.patient_journey SET operation_date = '2026-04-01'")
     seed(db, patient_journey=[(2, 502, 1, "2026-04-01")])
-    # Break the run at its very end, after the window rows were written.
-    db.execute(
-        """
-        CREATE FUNCTION public.refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
-        CREATE TRIGGER refuse_success BEFORE UPDATE ON pipeline.pipeline_runs
-            FOR EACH ROW WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION public.refuse_success();
-        """
-    )
+    refuse_success(db)  # the run breaks at its very end, after the window rows were written
     with pytest.raises(psycopg.errors.ExternalRoutineException):
         db.execute("CALL pipeline.run_patient_journey_pipeline()")
     failed = latest_run(db)

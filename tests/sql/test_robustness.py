@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.helpers.pipeline import advisory_locks_held, current_failures, insert, one_journey, run, windows
+from tests.helpers.pipeline import (
+    advisory_locks_held,
+    current_failures,
+    insert,
+    one_journey,
+    refuse_success,
+    run,
+    run_in_thread,
+    wait_until_blocked,
+    windows,
+)
 
 
 def test_a_call_inside_a_transaction_block_fails_without_leaking_the_lock(db, db_url):
@@ -33,12 +41,7 @@ def test_duplicated_ids_in_the_source_give_one_row_per_pair(db):
         [(10, "knee-survey", 100), (11, "x", 999), (11, "x", 999)],
     )
     insert(db, "journey_activity", ["journey_id", "activity_id"], [(1, 11), (1, 10)])
-    insert(
-        db,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(1, 501, 1, "2026-03-10")],
-    )
+    copy_journey_1(db, 501, "2026-03-10")
     for full in (True, False):
         result = run(db, full=full)
         assert result["status"] == "succeeded", result
@@ -129,12 +132,7 @@ def test_only_granted_roles_may_run_the_pipeline(db, db_url):
 
 def test_duplicated_patient_journeys_keep_the_same_row_in_full_and_incremental_runs(db):
     one_journey(db, operation=None)
-    insert(
-        db,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(1, 501, 1, "2026-03-10")],
-    )
+    copy_journey_1(db, 501, "2026-03-10")
     run(db, full=True)
     insert(
         db,
@@ -147,6 +145,16 @@ def test_duplicated_patient_journeys_keep_the_same_row_in_full_and_incremental_r
     full = run(db, full=True)
     assert (full["rows_inserted"], full["rows_updated"]) == (0, 0)
     assert windows(db)[(1, 10)]["milestone_date"] == before
+
+
+def copy_journey_1(db, patient_id: int, operation: str) -> None:
+    """Patient journey 1 again, with other values (`one_journey`'s has patient 501)."""
+    insert(
+        db,
+        "patient_journey",
+        ["id", "patient_id", "journey_id", "operation_date"],
+        [(1, patient_id, 1, operation)],
+    )
 
 
 def ids_repeat(db) -> bool | None:
@@ -166,12 +174,7 @@ def test_runs_remember_whether_patient_journey_ids_repeat(db):
     db.execute("UPDATE public.patient_journey SET patient_id = 7 WHERE id = 1")
     assert run(db)["mode"] == "incremental"
     assert ids_repeat(db) is False
-    insert(
-        db,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(1, 501, 1, "2026-01-01")],
-    )
+    copy_journey_1(db, 501, "2026-01-01")
     assert run(db)["mode"] == "incremental"
     assert ids_repeat(db) is True
     db.execute("DELETE FROM public.patient_journey WHERE patient_id = 501")
@@ -180,20 +183,8 @@ def test_runs_remember_whether_patient_journey_ids_repeat(db):
     assert run(db, full=True)["mode"] == "full"
     assert ids_repeat(db) is False
     # a run that fails at its end, after it found the copy, keeps nothing of what it found
-    insert(
-        db,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(1, 502, 1, "2026-01-01")],
-    )
-    db.execute(
-        """
-        CREATE FUNCTION public.refuse_success() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
-        CREATE TRIGGER refuse_success BEFORE UPDATE ON pipeline.pipeline_runs
-            FOR EACH ROW WHEN (NEW.status = 'succeeded') EXECUTE FUNCTION public.refuse_success();
-        """
-    )
+    copy_journey_1(db, 502, "2026-01-01")
+    refuse_success(db)
     with pytest.raises(psycopg.errors.ExternalRoutineException):
         db.execute("CALL pipeline.run_patient_journey_pipeline()")
     db.execute("DROP TRIGGER refuse_success ON pipeline.pipeline_runs")
@@ -236,29 +227,13 @@ def test_a_copy_written_while_a_routine_run_works_is_found_by_that_run_or_the_ne
     blocker = psycopg.connect(db_url)
     blocker.execute("LOCK TABLE pipeline.milestone_alias IN ACCESS EXCLUSIVE MODE")  # read after the drain
     outcome: dict[str, object] = {}
-
-    def background_run() -> None:
-        with psycopg.connect(db_url, autocommit=True, application_name="copy-run") as conn:
-            outcome["run_id"] = conn.execute("CALL pipeline.run_patient_journey_pipeline()").fetchone()
-
-    thread = threading.Thread(target=background_run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not db.execute(
-        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'copy-run' AND wait_event_type = 'Lock'"
-    ).fetchone():
-        assert time.monotonic() < deadline, "the run never reached the lock"
-        time.sleep(0.05)
-    insert(
-        db,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(1, 502, 1, "2026-06-01")],
-    )
+    thread = run_in_thread(db_url, "copy-run", outcome)
+    wait_until_blocked(db, "copy-run")
+    copy_journey_1(db, 502, "2026-06-01")
     blocker.rollback()
     blocker.close()
     thread.join(30)
-    assert "run_id" in outcome
+    assert outcome["status"] == "returned"
     # the copy's change waits for the next run: the one above had drained the queue before it
     assert db.execute("SELECT count(*) AS n FROM pipeline.change_queue").fetchone()["n"] == 1
     assert windows(db)[(1, 10)]["patient_id"] == 501  # the copy first by patient_id
@@ -275,12 +250,7 @@ def test_a_duplicate_reached_by_an_incremental_run_is_de_duplicated_as_a_full_ru
     insert(db, "activity", ["id", "content_slug", "schedule_id"], [(11, "walk", 100)])
     insert(db, "survey_result", ["id", "patient_journey_id", "activity_id"], [(1, 1, 11)])
     run(db, full=True)
-    insert(
-        db,
-        "patient_journey",
-        ["id", "patient_id", "journey_id", "operation_date"],
-        [(1, 501, 1, "2026-01-01")],
-    )
+    copy_journey_1(db, 501, "2026-01-01")
     run(db)  # the duplicate is known; each change below reaches journey 1 another way
     change = {
         "patient journey": "UPDATE public.patient_journey SET patient_id = 502 WHERE id = 1",
