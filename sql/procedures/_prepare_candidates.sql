@@ -112,10 +112,10 @@ BEGIN
     ELSIF p_scoped AND EXISTS (SELECT FROM pipeline.change_capture_state AS s
                                WHERE s.table_name = 'public.patient_journey' AND NOT s.ids_repeat) THEN
         PERFORM 'PRAGMA:TABLE: pg_temp.run_touched (kind text, key bigint)';
-        -- counted, not EXISTS: under EXISTS the planner bets on finding a row early and
-        -- compares every pair of ids when there is none
-        -- and those queued since the drain: in this statement's snapshot every copy it sees was
-        -- written with its queue row, drained or not
+        -- The ids the drained changes name, and those queued since the drain: in this
+        -- statement's snapshot every copy it sees was written with its queue row, drained or
+        -- not. Counted, not EXISTS: under EXISTS the planner bets on finding a row early and
+        -- compares every pair of ids when there is none.
         SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates
         FROM public.patient_journey AS x
         WHERE x.id IN (SELECT t.key FROM pg_temp.run_touched AS t WHERE t.kind = 'patient_journey'
@@ -127,6 +127,7 @@ BEGIN
             WHERE s.table_name = 'public.patient_journey';
         END IF;
     ELSIF p_scoped THEN
+        -- every id the scope's queries can reach (counted, as above)
         SELECT count(*) > count(DISTINCT x.id) INTO v_has_duplicates
         FROM public.patient_journey AS x
         WHERE x.id IN (SELECT s.patient_journey_id FROM pg_temp.run_scope AS s
