@@ -498,7 +498,8 @@ def test_a_change_committed_during_a_run_is_processed_by_that_run_or_the_next(db
     generate(db_url, 50, progress=quiet)
     run(db)
     blocker = psycopg.connect(db_url)
-    blocker.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")  # the run waits after draining
+    # the run first reads this table after draining the queue (its slugs' words), so it waits there
+    blocker.execute("LOCK TABLE pipeline.milestone_alias IN ACCESS EXCLUSIVE MODE")
     done = threading.Event()
 
     def background_run() -> None:
@@ -520,6 +521,9 @@ def test_a_change_committed_during_a_run_is_processed_by_that_run_or_the_next(db
     blocker.close()
     thread.join(30)
     assert done.is_set()
+    # the second change came after the drain: it waits for the next run
+    queued = db.execute("SELECT keys FROM pipeline.change_queue WHERE kind = 'patient_journey'").fetchall()
+    assert {key for r in queued for key in r["keys"]} == {2}
     run(db)
 
     with psycopg.connect(db_url, row_factory=dict_row) as conn:
