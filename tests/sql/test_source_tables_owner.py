@@ -110,6 +110,30 @@ def test_a_row_level_security_policy_of_the_tables_owner_never_runs_with_the_pip
         untouched(admin)
 
 
+def test_a_policy_planted_after_a_run_fails_the_next_run_that_reads_and_never_runs(install: Install) -> None:
+    """The check runs before a run's first read, not in a no-op run, which reads no source
+    table (a pg_cron job is a new session each time, where the check's catalog queries cost a
+    sixth of a no-op): the owner's policy, put on public.patient_journey after a run, lets the
+    next no-op run succeed without its function running, and fails the first run that must
+    read, naming the table, still without running it."""
+    assert run_as_runner(install) is None
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute("ALTER TABLE public.patient_journey ENABLE ROW LEVEL SECURITY")
+        owner.execute("CREATE POLICY everyone ON public.patient_journey USING (public.owner_code())")
+    with connect(install.url) as admin:
+        assert run_as_runner(install) is None
+        assert (last_run(admin)["status"], last_run(admin)["mode"]) == ("succeeded", "noop")
+        untouched(admin)
+
+        with connect(install.as_role(install.owner)) as owner:
+            owner.execute("UPDATE public.patient_journey SET operation_date = '2026-03-11' WHERE id = 1")
+        error = run_as_runner(install)
+        assert isinstance(error, psycopg.errors.ExternalRoutineException)
+        assert "public.patient_journey has row-level security" in (error.diag.message_primary or "")
+        assert (last_run(admin)["status"], last_run(admin)["mode"]) == ("failed", "incremental")
+        untouched(admin)
+
+
 def test_row_security_off_keeps_a_policy_from_running_even_where_the_check_misses_it(
     install: Install,
 ) -> None:
