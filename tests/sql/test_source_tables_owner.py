@@ -105,15 +105,17 @@ def test_a_row_level_security_policy_of_the_tables_owner_never_runs_with_the_pip
 
         with connect(install.as_role(install.owner)) as owner:  # fix 2, by the owner
             owner.execute("ALTER TABLE public.schedule DISABLE ROW LEVEL SECURITY")
+            # a change to read: a no-op run reads no source table, so it would prove nothing
+            owner.execute("UPDATE public.schedule SET slug = '5d-2d-pre-op' WHERE id = 100")
         assert run_as_runner(install) is None
-        assert last_run(admin)["status"] == "succeeded"
+        assert (last_run(admin)["status"], last_run(admin)["mode"]) == ("succeeded", "incremental")
         untouched(admin)
 
 
 def test_a_policy_planted_after_a_run_fails_the_next_run_that_reads_and_never_runs(install: Install) -> None:
     """The check runs before a run's first read, not in a no-op run, which reads no source
     table (a pg_cron job is a new session each time, where the check's catalog queries cost a
-    sixth of a no-op): the owner's policy, put on public.patient_journey after a run, lets the
+    tenth to a sixth of a no-op): the owner's policy, put on public.patient_journey after a run, lets the
     next no-op run succeed without its function running, and fails the first run that must
     read, naming the table, still without running it."""
     assert run_as_runner(install) is None
@@ -132,6 +134,9 @@ def test_a_policy_planted_after_a_run_fails_the_next_run_that_reads_and_never_ru
         assert "public.patient_journey has row-level security" in (error.diag.message_primary or "")
         assert (last_run(admin)["status"], last_run(admin)["mode"]) == ("failed", "incremental")
         untouched(admin)
+        # the failed run kept the change queued for the run after the fix
+        queued = admin.execute("SELECT count(*) AS n FROM pipeline.change_queue").fetchone()
+        assert queued is not None and queued["n"] > 0
 
 
 def test_row_security_off_keeps_a_policy_from_running_even_where_the_check_misses_it(
