@@ -86,7 +86,7 @@ BEGIN
         ELSE
             -- Before the first read of a source table, not in a no-op, which reads none: each
             -- pg_cron job is a new session, where the check's catalog queries are a tenth to a
-            -- sixth of a no-op's time. A policy or index planted meanwhile fails the next run that reads.
+            -- sixth of a no-op's time. Something planted meanwhile fails the next run that reads.
             PERFORM pipeline._check_source_tables();
             -- an incremental run recomputes only the pairs in the scope its changes make
             v_scoped := v_mode = 'incremental';

@@ -114,10 +114,9 @@ def test_a_row_level_security_policy_of_the_tables_owner_never_runs_with_the_pip
 
 def test_a_policy_planted_after_a_run_fails_the_next_run_that_reads_and_never_runs(install: Install) -> None:
     """The check runs before a run's first read, not in a no-op run, which reads no source
-    table (a pg_cron job is a new session each time, where the check's catalog queries cost a
-    tenth to a sixth of a no-op): the owner's policy, put on public.patient_journey after a run, lets the
-    next no-op run succeed without its function running, and fails the first run that must
-    read, naming the table, still without running it."""
+    table: the owner's policy, put on public.patient_journey after a run, lets the next no-op
+    run succeed without its function running, and fails the first run that must read, naming
+    the table, still without running it."""
     assert run_as_runner(install) is None
     with connect(install.as_role(install.owner)) as owner:
         owner.execute("ALTER TABLE public.patient_journey ENABLE ROW LEVEL SECURITY")
