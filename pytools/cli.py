@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import psycopg
 
-from pytools import adherence, cron, demo, failure_log, migrations, probes, report, runs
+from pytools import adherence, cron, demo, failure_log, guard, migrations, probes, report, runs
 from pytools.config import hide, parse_url, resolve_database_url, secrets_of
 from pytools.db import connect_dicts, database_error
 from pytools.errors import ExitCode, UserError
@@ -166,6 +166,13 @@ ABOUT: dict[str, tuple[str, str, str]] = {
         "the role that scheduled it, or a superuser",
         "python -m pytools unschedule",
     ),
+    "guard": (
+        "Installs (or re-creates) the event trigger pipeline_source_guard, which refuses an index, "
+        "statistics object, constraint or child table on a source table that would call a function "
+        "of a role that is not a superuser: a run's lock on the tables does not keep those out.",
+        "a superuser (only one may create an event trigger), after migrate",
+        "DATABASE_URL=postgresql://postgres@dbhost/clinic python -m pytools guard",
+    ),
     "status": (
         "Shows the pg_cron job, its last executions (cron.job_run_details) and the last runs; a role "
         "that may not read pg_cron's job sees the runs and one line saying why.",
@@ -287,6 +294,11 @@ def build_parser() -> Parser:
         help="role the job runs as: one that may run the pipeline, never a superuser",
     )
     sub.add_parser("unschedule", parents=[common, job], help="remove the pg_cron job")
+    sub.add_parser(
+        "guard",
+        parents=[common],
+        help="as a superuser: install the event trigger that refuses DDL a run could not read safely",
+    )
     p = sub.add_parser(
         "status", parents=[common, output, job], help="the job, its executions and the last runs"
     )
@@ -465,6 +477,13 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             _say(f"access: {role} {access}")
         else:
             _say(f"note: role {role} does not exist; create it for a role that {access} (README, Roles)")
+    if not result.guarded:
+        _say(
+            f"note: event trigger {guard.EVENT_TRIGGER} is not installed, so the source tables' owner "
+            "could add an index, statistics object or child table while a run reads, whose functions "
+            f"would run with {result.role}'s rights: a superuser runs `python -m pytools guard` "
+            "(README, Trust boundary)"
+        )
     return ExitCode.OK
 
 
@@ -508,6 +527,16 @@ def _cmd_unschedule(args: argparse.Namespace) -> int:
         _say(f"removed pg_cron job {name!r}")
     else:
         _say(f"no pg_cron job named {name!r}; nothing to remove")
+    return ExitCode.OK
+
+
+def _cmd_guard(args: argparse.Namespace) -> int:
+    guard.install_guard(args.database_url)
+    _say(
+        f"installed event trigger {guard.EVENT_TRIGGER}: it refuses an index, statistics object, constraint "
+        "or child table on a source table that would call a function of a role that is not a superuser "
+        "(README, Trust boundary)"
+    )
     return ExitCode.OK
 
 
@@ -610,6 +639,7 @@ COMMANDS = {
     "run-now": _cmd_run_now,
     "schedule": _cmd_schedule,
     "unschedule": _cmd_unschedule,
+    "guard": _cmd_guard,
     "status": _cmd_status,
     "failures": _cmd_failures,
     "report": _cmd_report,

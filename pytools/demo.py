@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pytools import adherence, cron, migrations, report, runs
+from pytools import adherence, cron, guard, migrations, report, runs
 from pytools.cluster import (
     SERVER_USER,
     LocalCluster,
@@ -110,6 +110,8 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
 
     applied = migrations.migrate(url)
     print(f"migrated: {len(applied.applied)} migration(s) applied, {applied.routines} routines")
+    guard.install_guard(url)
+    print(f"installed event trigger {guard.EVENT_TRIGGER} (python -m pytools guard, README: Trust boundary)")
     job = cron.schedule(url, cron.DEFAULT_CRON, cron.default_job_name(url))
     print(
         f"scheduled pg_cron job {job.jobname!r} ({job.schedule}) in database {job.database}, "

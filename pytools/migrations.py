@@ -42,6 +42,8 @@ class MigrateResult:
     # (table, CREATE INDEX, what it is for, the plain index it can replace or "") for each
     # recommended source index no index serves
     missing_indexes: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # an event trigger calls pipeline._guard_source_tables() always (`python -m pytools guard`)
+    guarded: bool = False
 
 
 # UNIQUE NULLS NOT DISTINCT (migration 0004) is new in PostgreSQL 15.
@@ -49,6 +51,12 @@ MIN_SERVER_VERSION = 150000
 
 
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pipeline'"
+# The event trigger `guard` installs, enabled ALWAYS (in replica mode too).
+GUARD_INSTALLED = """
+SELECT EXISTS (SELECT FROM pg_catalog.pg_event_trigger AS e
+               WHERE e.evtfoid = pg_catalog.to_regprocedure('pipeline._guard_source_tables()')
+                 AND e.evtenabled = 'A')
+"""
 _IS_SUPERUSER = "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
 # Runs, and migrate's last step, build temporary tables as the owner.
 _MAY_USE_TEMP = "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP')"
@@ -213,6 +221,7 @@ def migrate(url: str) -> MigrateResult:
                 "SELECT table_name, definition, purpose, coalesce(replaces, '') "
                 "FROM pipeline._missing_source_indexes()"
             ).fetchall()
+            guarded = conn.execute(GUARD_INSTALLED).fetchone()
             # last: it locks the window table against runs' writes until the commit
             step = "counting the adherence groups"
             conn.execute("SELECT pipeline._install_adherence_counts()")
@@ -232,6 +241,7 @@ def migrate(url: str) -> MigrateResult:
             (str(table), str(definition), str(purpose), str(replaces))
             for table, definition, purpose, replaces in missing
         ],
+        guarded=bool(guarded and guarded[0]),
     )
 
 

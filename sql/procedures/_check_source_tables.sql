@@ -20,21 +20,13 @@ DECLARE
     v_relation record;
 BEGIN
     FOR v_relation IN
-        WITH RECURSIVE source AS (
-            SELECT to_regclass(t.table_name) AS oid, t.table_name AS reached_from
-            FROM pipeline._change_capture_tables() AS t
-            WHERE t.table_name LIKE 'public.%' AND to_regclass(t.table_name) IS NOT NULL
-            UNION
-            SELECT i.inhrelid::regclass, s.reached_from
-            FROM source AS s JOIN pg_inherits AS i ON i.inhparent = s.oid
-        )
-        SELECT s.oid::regclass::text AS name, s.reached_from, c.relkind, c.relowner::regrole::text AS owner,
+        SELECT s.relation::text AS name, s.reached_from, c.relkind, c.relowner::regrole::text AS owner,
                c.relrowsecurity AND c.relforcerowsecurity AS forced,
                -- the condition under which PostgreSQL applies the table's policies to this role
                c.relrowsecurity
                    AND NOT (SELECT r.rolbypassrls FROM pg_roles AS r WHERE r.rolname = current_user)
                    AND (c.relforcerowsecurity OR NOT pg_has_role(c.relowner, 'USAGE')) AS policies_apply
-        FROM source AS s JOIN pg_class AS c ON c.oid = s.oid
+        FROM pipeline._source_relations() AS s JOIN pg_class AS c ON c.oid = s.relation
         ORDER BY 1
     LOOP
         IF v_relation.relkind NOT IN ('r', 'p') THEN
@@ -66,38 +58,8 @@ BEGIN
     -- statistics and CHECK constraints while it plans a read: a function of a role that is not
     -- a superuser there (directly, or behind an operator) would run with pipeline_owner's rights.
     FOR v_relation IN
-        WITH RECURSIVE source AS (
-            SELECT to_regclass(t.table_name) AS oid
-            FROM pipeline._change_capture_tables() AS t
-            WHERE t.table_name LIKE 'public.%' AND to_regclass(t.table_name) IS NOT NULL
-            UNION
-            SELECT i.inhrelid::regclass FROM source AS s JOIN pg_inherits AS i ON i.inhparent = s.oid
-        ),
-        planned (table_name, what, classid, objid) AS (
-            SELECT s.oid::regclass::text, format('index %s', x.indexrelid::regclass), 'pg_class'::regclass, x.indexrelid
-            FROM source AS s JOIN pg_catalog.pg_index AS x ON x.indrelid = s.oid
-            UNION ALL
-            SELECT s.oid::regclass::text, format('statistics object %s', quote_ident(st.stxname)),
-                   'pg_statistic_ext'::regclass, st.oid
-            FROM source AS s JOIN pg_catalog.pg_statistic_ext AS st ON st.stxrelid = s.oid
-            UNION ALL
-            SELECT s.oid::regclass::text, format('constraint %s', quote_ident(c.conname)), 'pg_constraint'::regclass, c.oid
-            FROM source AS s JOIN pg_catalog.pg_constraint AS c ON c.conrelid = s.oid AND c.contype = 'c'
-        ),
-        called (table_name, what, function_oid) AS (
-            SELECT p.table_name, p.what, d.refobjid
-            FROM planned AS p JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid
-            WHERE d.refclassid = 'pg_proc'::regclass
-            UNION ALL
-            SELECT p.table_name, p.what, o.oprcode::oid
-            FROM planned AS p JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid
-            JOIN pg_catalog.pg_operator AS o ON o.oid = d.refobjid
-            WHERE d.refclassid = 'pg_operator'::regclass
-        )
-        SELECT c.table_name, c.what, f.oid::regprocedure::text AS function_name,
-               pg_get_userbyid(f.proowner) AS function_owner
-        FROM called AS c JOIN pg_catalog.pg_proc AS f ON f.oid = c.function_oid
-        WHERE NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.oid = f.proowner)
+        SELECT c.relation::text AS table_name, c.what, c.function_name, c.function_owner
+        FROM pipeline._source_relations_planned_calls() AS c
         ORDER BY 1, 2
     LOOP
         RAISE EXCEPTION 'source table %: its % calls %, a function of role %: planning a read would run it '

@@ -249,6 +249,13 @@ PLANTED_OPERATORS = ("=", "<>", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "
 # pg_typeof("any") (a PL/pgSQL function cannot take "any"; the all-text overload of format wins
 # for calls whose arguments are all text, and an anyelement pg_typeof for any one argument).
 _PLANTED_BY_HAND = """
+CREATE FUNCTION public.pg_event_trigger_ddl_commands(OUT classid oid, OUT objid oid, OUT objsubid integer,
+    OUT command_tag text, OUT object_type text, OUT schema_name text, OUT object_identity text,
+    OUT in_extension boolean) RETURNS SETOF record LANGUAGE plpgsql
+SET search_path = pg_catalog AS $$
+BEGIN PERFORM public.planted_ran('pg_event_trigger_ddl_commands');
+RETURN QUERY SELECT c.classid, c.objid, c.objsubid, c.command_tag, c.object_type, c.schema_name,
+                    c.object_identity, c.in_extension FROM pg_event_trigger_ddl_commands() AS c; END $$;
 CREATE FUNCTION public.format(f text, VARIADIC a text[]) RETURNS text LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$
 BEGIN PERFORM public.planted_ran('format'); RETURN format(f, VARIADIC a); END $$;
@@ -387,6 +394,7 @@ def plant_look_alikes(conn: psycopg.Connection[Any]) -> list[str]:
                 pass  # e.g. a polymorphic result PL/pgSQL cannot return: others of the name stay
         conn.execute(_PLANTED_BY_HAND.encode())
         planted |= {
+            "pg_event_trigger_ddl_commands",  # without its last column, of a type PL/pgSQL cannot return
             "format",
             "pg_typeof",
             "count",

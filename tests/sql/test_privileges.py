@@ -544,6 +544,7 @@ def test_the_cli_never_uses_code_planted_on_its_roles_search_path(empty_db_url: 
             owner_env = clean_env(with_params(empty_db_url, user="pipeline_owner"))
             runner_env = clean_env(with_params(empty_db_url, user="pipeline_runner"))
             assert_ok(cli("migrate", env=owner_env, cwd=tmp_path))
+            assert_ok(cli("guard", env=clean_env(empty_db_url), cwd=tmp_path))  # fires at each run's DDL
             assert "succeeded" in assert_ok(cli("run-now", env=runner_env, cwd=tmp_path))
             reader_env = clean_env(with_params(empty_db_url, user="pipeline_reader"))
             assert_ok(cli("failures", env=reader_env, cwd=tmp_path))
@@ -591,6 +592,7 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
         "pipeline._fail_run(bigint,text)",
         "pipeline._capture_changes()",
         "pipeline._capture_row_change()",
+        "pipeline._guard_source_tables()",  # the event trigger's: the role running DDL needs no rights
     }
     assert not any(r["public_execute"] for r in definers.values())
     assert [n for n, r in definers.items() if r["runner_execute"]] == [

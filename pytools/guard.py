@@ -1,0 +1,52 @@
+"""Install the event trigger that refuses DDL a run could not read safely (README, Trust boundary).
+
+A run locks the source tables in ACCESS SHARE mode, which does not block a new index,
+statistics object or child table; pipeline._guard_source_tables refuses those that would run
+a function of the tables' owner with pipeline_owner's rights. Only a superuser may create an
+event trigger, so this is the DBA's step, like `schedule`.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from pytools.db import connect, database_error
+from pytools.errors import UserError
+from pytools.migrations import require_migrated
+
+EVENT_TRIGGER = "pipeline_source_guard"
+FUNCTION = "pipeline._guard_source_tables()"
+# The commands that can give a table an index, statistics object, constraint or child
+# without the ACCESS EXCLUSIVE lock a run's ACCESS SHARE would make them wait for.
+TAGS = (
+    "CREATE INDEX",
+    "CREATE STATISTICS",
+    "CREATE TABLE",
+    "CREATE FOREIGN TABLE",
+    "ALTER TABLE",
+    "ALTER INDEX",
+)
+
+
+def install_guard(url: str) -> None:
+    """Create (or re-create) the event trigger, enabled ALWAYS, in the URL's database."""
+    with connect(url) as conn:
+        row = conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()
+        if not row or not row[0]:
+            raise UserError(
+                "guard needs a superuser: only one may create an event trigger; "
+                "have the DBA run `python -m pytools guard` with a superuser's URL"
+            )
+        require_migrated(conn)
+        tags = ", ".join(f"'{tag}'" for tag in TAGS)
+        try:
+            with conn.transaction():
+                conn.execute(f"DROP EVENT TRIGGER IF EXISTS {EVENT_TRIGGER}")
+                conn.execute(
+                    f"CREATE EVENT TRIGGER {EVENT_TRIGGER} ON ddl_command_end WHEN TAG IN ({tags}) "
+                    f"EXECUTE FUNCTION {FUNCTION}"
+                )
+                # ALWAYS: also under session_replication_role = replica, which a superuser may set
+                conn.execute(f"ALTER EVENT TRIGGER {EVENT_TRIGGER} ENABLE ALWAYS")
+        except psycopg.Error as exc:
+            raise database_error("guard", exc) from None

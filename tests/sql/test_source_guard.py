@@ -1,0 +1,246 @@
+"""The event trigger pipeline_source_guard (`python -m pytools guard`, a superuser's step)
+closes the gap a run's lock leaves: a run locks the source tables ACCESS SHARE before it checks
+them, which keeps out a policy or a swap for a view (ACCESS EXCLUSIVE) until the reads are done,
+but not a new index, statistics object or child table. One made between the check and the reads
+would be planned with pipeline_owner's rights, and the planner folds the constant parts of its
+expressions, running the owner's functions. The guard refuses the command itself, so it never
+commits, run or no run.
+
+Installed as README "Roles" says: the source tables belong to a role of their own, which plants."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.helpers.cli import NOT_MIGRATED, USAGE, assert_ok, assert_one_error_line, clean_env, cli
+from tests.helpers.databases import Install, connect, installed_with_a_tables_owner, with_params
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+# owner_planned() is what the owner puts in an expression; it records who ran it, then tries
+# what pipeline_owner's rights would allow. IMMUTABLE, so the planner folds owner_planned(1).
+OWNER_CODE = """
+CREATE TABLE public.owner_code_ran (who text);
+GRANT INSERT ON public.owner_code_ran TO PUBLIC;
+CREATE FUNCTION public.owner_code() RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    INSERT INTO public.owner_code_ran (who) VALUES (current_user);
+    BEGIN
+        UPDATE pipeline.settings SET retention = '1 hour';
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    RETURN 1;
+END;
+$$;
+CREATE FUNCTION public.owner_planned(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN public.owner_code();
+END;
+$$;
+"""
+
+# Each way to give a source relation code the planner runs without ACCESS EXCLUSIVE: the
+# statements the owner runs first (accepted), then the one the guard must refuse.
+PLANTS = {
+    "index predicate": (
+        [],
+        "CREATE INDEX planted ON public.patient_journey (id) WHERE public.owner_planned(1) > 0",
+    ),
+    "index expression": ([], "CREATE INDEX planted ON public.schedule ((public.owner_planned(1) + id))"),
+    "statistics object": (
+        [],
+        "CREATE STATISTICS planted ON (public.owner_planned(1) + id), journey_id FROM public.patient_journey",
+    ),
+    "child with a CHECK constraint": (
+        [],
+        "CREATE TABLE public.planted (CHECK (public.owner_planned(1) > 0)) INHERITS (public.survey_result)",
+    ),
+    "index on a child": (
+        ["CREATE TABLE public.planted () INHERITS (public.activity)"],
+        "CREATE INDEX planted_index ON public.planted (id) WHERE public.owner_planned(1) > 0",
+    ),
+    "table with an index made a child": (
+        [
+            "CREATE TABLE public.planted (LIKE public.schedule)",
+            "CREATE INDEX planted_index ON public.planted (id) WHERE public.owner_planned(1) > 0",
+        ],
+        "ALTER TABLE public.planted INHERIT public.schedule",
+    ),
+    "foreign table as a child": (
+        [],
+        "CREATE FOREIGN TABLE public.planted () INHERITS (public.journey_activity) SERVER pjp_guard_server",
+    ),
+}
+
+
+@pytest.fixture
+def install(empty_db_url: str) -> Iterator[Install]:
+    with installed_with_a_tables_owner(empty_db_url, OWNER_CODE) as installed:
+        with connect(installed.url) as admin:  # a server the owner may use, for a foreign table
+            admin.execute("CREATE FOREIGN DATA WRAPPER pjp_guard_wrapper")
+            admin.execute("CREATE SERVER pjp_guard_server FOREIGN DATA WRAPPER pjp_guard_wrapper")
+            admin.execute(f"GRANT USAGE ON FOREIGN SERVER pjp_guard_server TO {installed.owner}")
+        try:
+            yield installed
+        finally:
+            with connect(installed.url) as admin:
+                admin.execute("DROP SERVER pjp_guard_server CASCADE")
+                admin.execute("DROP FOREIGN DATA WRAPPER pjp_guard_wrapper CASCADE")
+
+
+def guard(install: Install, tmp_path: Path) -> str:
+    return assert_ok(cli("guard", cwd=tmp_path, env=clean_env(install.url)))
+
+
+def ran_as(admin: Conn) -> list[str]:
+    return [r["who"] for r in admin.execute("SELECT who FROM public.owner_code_ran").fetchall()]
+
+
+def full_run(install: Install) -> dict[str, Any]:
+    failed = contextlib.suppress(psycopg.errors.ExternalRoutineException)  # its row says why
+    with connect(install.as_role("pipeline_runner")) as runner, failed:
+        runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
+    with connect(install.url) as admin:
+        row = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    assert row is not None
+    return row
+
+
+@pytest.mark.parametrize("kind", PLANTS)
+def test_the_guard_refuses_every_kind_of_planted_code_and_runs_never_meet_it(
+    install: Install, tmp_path: Path, kind: str
+) -> None:
+    """Each plant is refused naming the pipeline (SQLSTATE 42501), leaves nothing behind, and a
+    full run that reads every source table afterwards succeeds without running the owner's code."""
+    before, plant = PLANTS[kind]
+    guard(install, tmp_path)
+    with connect(install.as_role(install.owner)) as owner:
+        for statement in before:
+            owner.execute(statement)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+            owner.execute(plant)
+    message = refused.value.diag.message_primary or ""
+    assert message.startswith("refused by the patient-journey pipeline: "), message
+    assert ("public.owner_planned(integer)" in message) or ("foreign table" in message), message
+    with connect(install.url) as admin:
+        # nothing a run reads calls the owner's function, and no planted relation is read
+        assert admin.execute("SELECT * FROM pipeline._source_relations_planned_calls()").fetchall() == []
+        read = {
+            r["t"]
+            for r in admin.execute(
+                "SELECT 'public.' || c.relname AS t FROM pipeline._source_relations() AS s "
+                "JOIN pg_class AS c ON c.oid = s.relation"
+            )
+        }
+        assert read == {
+            f"public.{t}"
+            for t in ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
+        } | ({"public.planted"} if kind == "index on a child" else set())
+        assert full_run(install)["status"] == "succeeded"
+        who = set(ran_as(admin))  # the owner's own index builds run it: in the refused command, rolled back
+        assert who <= ({install.owner} if before else set()), who
+        assert admin.execute("SELECT retention::text AS r FROM pipeline.settings").fetchone() == {
+            "r": "30 days"
+        }
+
+
+def test_without_the_guard_a_runs_lock_does_not_keep_a_new_index_out(
+    install: Install, tmp_path: Path
+) -> None:
+    """The gap itself: while a session holds the source table as a run's lock does (ACCESS SHARE),
+    the owner's CREATE INDEX with a planted predicate commits; planning a read then runs the
+    owner's function as the reading role. With the guard, the same CREATE INDEX is refused."""
+    plant = "CREATE INDEX planted_index ON public.patient_journey (id) WHERE public.owner_planned(1) > 0"
+    with connect(install.url) as admin, connect(install.as_role(install.owner)) as owner:
+        owner.execute("SET lock_timeout = '5s'")
+        with admin.transaction():
+            admin.execute("LOCK TABLE public.patient_journey IN ACCESS SHARE MODE")
+            owner.execute(plant)  # not blocked by the lock
+            admin.execute("SELECT count(*) FROM public.patient_journey WHERE id = 1")
+        reader = str(admin.execute("SELECT current_user AS u").fetchone()["u"])  # type: ignore[index]
+        assert reader in ran_as(admin)  # planning the read ran it, as the reading role
+        owner.execute("DROP INDEX public.planted_index")
+        admin.execute("DELETE FROM public.owner_code_ran")
+        guard(install, tmp_path)
+        with admin.transaction():
+            admin.execute("LOCK TABLE public.patient_journey IN ACCESS SHARE MODE")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                owner.execute(plant)
+            admin.execute("SELECT count(*) FROM public.patient_journey WHERE id = 1")
+        assert ran_as(admin) == []
+
+
+def test_an_index_built_concurrently_stays_invalid_and_every_run_refuses_it(
+    install: Install, tmp_path: Path
+) -> None:
+    """CREATE INDEX CONCURRENTLY commits its index before the guard can refuse it: refused, the
+    index stays invalid (the planner never reads one), and each run refuses it by name, so its
+    function never runs with pipeline_owner's rights, even after a REINDEX makes it valid."""
+    guard(install, tmp_path)
+    with connect(install.as_role(install.owner)) as owner:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            owner.execute(
+                "CREATE INDEX CONCURRENTLY planted_index ON public.patient_journey (id) "
+                "WHERE public.owner_planned(1) > 0"
+            )
+        with connect(install.url) as admin:
+            valid = admin.execute(
+                "SELECT indisvalid AS v FROM pg_index WHERE indexrelid = 'public.planted_index'::regclass"
+            ).fetchone()
+            assert valid == {"v": False}
+            owner.execute("REINDEX INDEX public.planted_index")  # no DDL event: now valid
+            run = full_run(install)
+            assert run["status"] == "failed"
+            assert "index public.planted_index calls public.owner_planned(integer)" in run["error_message"]
+            assert "pipeline_owner" not in ran_as(admin)  # only the owner's own index builds ran it
+            assert admin.execute("SELECT retention::text AS r FROM pipeline.settings").fetchone() == {
+                "r": "30 days"
+            }
+
+
+def test_the_guard_lets_every_other_command_through(install: Install, tmp_path: Path) -> None:
+    """An index without the owner's functions, and the owner's functions on a table no run reads,
+    are accepted; so is unrelated DDL while a source table already holds a planted index from
+    before the guard (runs refuse that one by name)."""
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute("CREATE INDEX older_plant ON public.activity (id) WHERE public.owner_planned(1) > 0")
+        guard(install, tmp_path)
+        owner.execute("CREATE INDEX plain_index ON public.patient_journey (journey_id)")
+        owner.execute("CREATE TABLE public.app_table (id integer CHECK (public.owner_planned(1) > 0))")
+        owner.execute("CREATE INDEX app_index ON public.app_table (id) WHERE public.owner_planned(1) > 0")
+        owner.execute("ALTER TABLE public.app_table ADD COLUMN note text")
+    with connect(install.url) as admin:
+        names = {
+            r["i"] for r in admin.execute("SELECT indexrelid::regclass::text AS i FROM pg_index").fetchall()
+        }
+        assert {"plain_index", "app_index", "older_plant"} <= names
+        run = full_run(install)
+        assert run["status"] == "failed" and "older_plant" in run["error_message"]
+
+
+def test_guard_needs_a_superuser_and_a_migrated_database_and_migrate_says_when_it_is_missing(
+    install: Install, empty_db_url: str, tmp_path: Path, server: str
+) -> None:
+    """`guard` as pipeline_owner: one line, exit 2; on a database without the pipeline: exit 4.
+    `migrate` notes the missing guard until a superuser installs it; `guard` is safe to repeat."""
+    line = assert_one_error_line(
+        cli("guard", cwd=tmp_path, env=clean_env(install.as_role("pipeline_owner"))), USAGE
+    )
+    assert "guard needs a superuser" in line
+    unmigrated = with_params(server, dbname="template1")
+    assert_one_error_line(cli("guard", cwd=tmp_path, env=clean_env(unmigrated)), NOT_MIGRATED)
+    migrate = cli("migrate", cwd=tmp_path, env=clean_env(install.as_role("pipeline_owner")))
+    assert "note: event trigger pipeline_source_guard is not installed" in assert_ok(migrate)
+    assert "installed event trigger pipeline_source_guard" in guard(install, tmp_path)
+    guard(install, tmp_path)
+    migrate = cli("migrate", cwd=tmp_path, env=clean_env(install.as_role("pipeline_owner")))
+    assert "pipeline_source_guard" not in assert_ok(migrate)
+    with connect(install.url) as admin:
+        rows = admin.execute("SELECT evtname, evtenabled FROM pg_event_trigger").fetchall()
+    assert rows == [{"evtname": "pipeline_source_guard", "evtenabled": "A"}]
