@@ -112,25 +112,52 @@ def test_a_row_level_security_policy_of_the_tables_owner_never_runs_with_the_pip
         untouched(admin)
 
 
-def test_a_policy_planted_after_a_run_fails_the_next_run_that_reads_and_never_runs(install: Install) -> None:
+# Code of the owner's that a run's read would run, planted after a run (no guard installed):
+# the statements, and what the failed run's message names.
+PLANTED_AFTER_A_RUN = {
+    "policy": (
+        [
+            "ALTER TABLE public.patient_journey ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY everyone ON public.patient_journey USING (public.owner_code())",
+        ],
+        "public.patient_journey has row-level security",
+    ),
+    "index predicate": (
+        [
+            "CREATE FUNCTION public.owner_zero() RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$ "
+            "BEGIN PERFORM public.owner_code(); RETURN 0; END $$",
+            "CREATE INDEX pj_owner ON public.patient_journey (id) WHERE public.owner_zero() = 0",
+        ],
+        "index public.pj_owner calls public.owner_zero()",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(PLANTED_AFTER_A_RUN))
+def test_code_planted_after_a_run_fails_the_next_run_that_reads_and_never_runs(
+    install: Install, kind: str
+) -> None:
     """The check runs before a run's first read, not in a no-op run, which reads no source
-    table: the owner's policy, put on public.patient_journey after a run, lets the next no-op
-    run succeed without its function running, and fails the first run that must read, naming
-    the table, still without running it."""
+    table (so plans none): the owner's policy or partial index, put on public.patient_journey
+    after a run, lets the next no-op run succeed without its function running, and fails the
+    first run that must read, naming it, still without running it."""
+    statements, named = PLANTED_AFTER_A_RUN[kind]
     assert run_as_runner(install) is None
     with connect(install.as_role(install.owner)) as owner:
-        owner.execute("ALTER TABLE public.patient_journey ENABLE ROW LEVEL SECURITY")
-        owner.execute("CREATE POLICY everyone ON public.patient_journey USING (public.owner_code())")
+        for statement in statements:
+            owner.execute(statement)
     with connect(install.url) as admin:
+        admin.execute("DELETE FROM public.owner_code_ran")  # the index's build ran it, as the owner
         assert run_as_runner(install) is None
         assert (last_run(admin)["status"], last_run(admin)["mode"]) == ("succeeded", "noop")
         untouched(admin)
 
         with connect(install.as_role(install.owner)) as owner:
             owner.execute("UPDATE public.patient_journey SET operation_date = '2026-03-11' WHERE id = 1")
+        admin.execute("DELETE FROM public.owner_code_ran")  # the UPDATE's index entry ran it, as the owner
         error = run_as_runner(install)
         assert isinstance(error, psycopg.errors.ExternalRoutineException)
-        assert "public.patient_journey has row-level security" in (error.diag.message_primary or "")
+        assert named in (error.diag.message_primary or "")
         assert (last_run(admin)["status"], last_run(admin)["mode"]) == ("failed", "incremental")
         untouched(admin)
         # the failed run kept the change queued for the run after the fix
