@@ -61,15 +61,15 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END LOOP;
     FOR v_found IN
-        SELECT c.relation::text AS name, c.what, c.function_name, c.function_owner
+        SELECT c.relation::text AS name, c.what, c.called, c.called_owner
         FROM pipeline._source_relations_planned_calls() AS c
         WHERE c.relation = ANY (v_touched)
         ORDER BY 1, 2
     LOOP
-        RAISE EXCEPTION 'refused by the patient-journey pipeline: source table %: its % would call %, a function of '
-                        'role %, which a run planning a read would run with the rights of %; leave it out, or '
-                        'have a superuser own the function', v_found.name, v_found.what, v_found.function_name,
-                        v_found.function_owner, current_user
+        RAISE EXCEPTION 'refused by the patient-journey pipeline: source table %: its % would use %, of role %, '
+                        'whose code a run planning a read would run with the rights of %; leave it out, or have '
+                        'a superuser own the %', v_found.name, v_found.what, v_found.called, v_found.called_owner,
+                        current_user, split_part(v_found.called, ' ', 1)
             USING ERRCODE = 'insufficient_privilege';
     END LOOP;
 END;

@@ -154,8 +154,11 @@ BEGIN
         WHERE s.table_name = 'public.patient_journey';
     END IF;
     IF v_has_duplicates THEN
-        SELECT format('(SELECT DISTINCT ON (x.id) x.* FROM public.patient_journey AS x '
-                      ' WHERE x.id IS NOT NULL ORDER BY x.id, x.patient_id, x.journey_id%s)',
+        -- only the columns a run reads: the copy is analyzed, which would run the code of a
+        -- column type of the owner's (a range type's subtype_diff) with pipeline_owner's rights
+        SELECT format('(SELECT DISTINCT ON (x.id) x.id, x.patient_id, x.journey_id%1$s '
+                      'FROM public.patient_journey AS x '
+                      'WHERE x.id IS NOT NULL ORDER BY x.id, x.patient_id, x.journey_id%1$s)',
                       string_agg(format(', x.%I', d.date_column), '' ORDER BY d.date_column COLLATE "C"))
         INTO v_patient_journeys
         FROM (SELECT DISTINCT c.date_column FROM pipeline._milestone_date_columns() AS c

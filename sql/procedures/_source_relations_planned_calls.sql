@@ -1,10 +1,12 @@
--- The functions of roles that are not superusers which the planner would call, with the
--- rights of the reading role, while it plans a read of a source relation: those in its index
--- expressions and predicates, extended statistics and CHECK constraints (directly, or behind
--- an operator). The planner folds their constant parts, so a function there runs even if no
--- row is read. Invalid indexes are included: REINDEX makes one valid without any DDL event.
+-- The code of roles that are not superusers which the planner would run, with the rights of
+-- the reading role, while it plans a read of a source relation: a function or operator in its
+-- index expressions and predicates, extended statistics, CHECK constraints or partition key,
+-- and a domain or range type they use (a domain's CHECK constraints, which its owner may change
+-- at any time, and a range's subtype_diff are code too). The planner folds the constant parts
+-- of those expressions, so the code runs even if no row is read. Invalid indexes are included:
+-- REINDEX makes one valid without any DDL event.
 CREATE OR REPLACE FUNCTION pipeline._source_relations_planned_calls()
-RETURNS TABLE (relation regclass, what text, function_name text, function_owner text)
+RETURNS TABLE (relation regclass, what text, called text, called_owner text)
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pipeline, pg_temp
@@ -20,21 +22,35 @@ AS $$
         SELECT s.relation, format('constraint %s', quote_ident(c.conname)), 'pg_catalog.pg_constraint'::regclass, c.oid
         FROM pipeline._source_relations() AS s
         JOIN pg_catalog.pg_constraint AS c ON c.conrelid = s.relation AND c.contype = 'c'
-    ),
-    called (relation, what, function_oid) AS (
-        SELECT p.relation, p.what, d.refobjid
-        FROM planned AS p JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid
-        WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
         UNION ALL
-        SELECT p.relation, p.what, o.oprcode::oid
-        FROM planned AS p JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid
-        JOIN pg_catalog.pg_operator AS o ON o.oid = d.refobjid
-        WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
+        SELECT s.relation, 'partition key', 'pg_catalog.pg_class'::regclass, s.relation
+        FROM pipeline._source_relations() AS s JOIN pg_catalog.pg_partitioned_table AS k ON k.partrelid = s.relation
+    ),
+    referenced (relation, what, refclassid, refobjid) AS (
+        SELECT p.relation, p.what, d.refclassid, d.refobjid
+        FROM planned AS p
+        JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid AND d.objsubid = 0
+    ),
+    called (relation, what, called, owner) AS (
+        SELECT r.relation, r.what, 'function ' || f.oid::regprocedure::text, f.proowner
+        FROM referenced AS r JOIN pg_catalog.pg_proc AS f ON f.oid = r.refobjid
+        WHERE r.refclassid = 'pg_catalog.pg_proc'::regclass
+        UNION ALL
+        SELECT r.relation, r.what, 'function ' || o.oprcode::regprocedure::text, f.proowner
+        FROM referenced AS r JOIN pg_catalog.pg_operator AS o ON o.oid = r.refobjid
+        JOIN pg_catalog.pg_proc AS f ON f.oid = o.oprcode
+        WHERE r.refclassid = 'pg_catalog.pg_operator'::regclass
+        UNION ALL
+        SELECT r.relation, r.what, 'type ' || format_type(t.oid, NULL), t.typowner
+        FROM referenced AS r JOIN pg_catalog.pg_type AS t ON t.oid = r.refobjid
+        LEFT JOIN pg_catalog.pg_type AS e ON e.oid = t.typelem AND t.typcategory = 'A'
+        WHERE r.refclassid = 'pg_catalog.pg_type'::regclass
+          AND (t.typtype IN ('d', 'r', 'm') OR e.typtype IN ('d', 'r', 'm'))
     )
-    SELECT c.relation, c.what, f.oid::regprocedure::text, pg_catalog.pg_get_userbyid(f.proowner)::text
-    FROM called AS c JOIN pg_catalog.pg_proc AS f ON f.oid = c.function_oid
-    WHERE NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.oid = f.proowner)
+    SELECT c.relation, c.what, c.called, pg_catalog.pg_get_userbyid(c.owner)::text
+    FROM called AS c
+    WHERE NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.oid = c.owner)
 $$;
 
 COMMENT ON FUNCTION pipeline._source_relations_planned_calls() IS
-    'Functions of roles that are not superusers which planning a read of a source relation would call.';
+    'Functions, domains and range types of roles that are not superusers which planning a read of a source relation would run.';
