@@ -391,3 +391,30 @@ def test_an_index_or_statistics_expression_of_the_owners_function_is_refused_and
         named = "type public.owner_domain" if form.startswith("domain") else "function public.owner_zero()"
         assert named in failed["error_message"]
         assert "pj_owner" in failed["error_message"]
+
+
+def test_a_column_no_run_reads_is_never_copied_so_code_of_its_type_never_runs(install: Install) -> None:
+    """The owner adds a column of its own range type to public.patient_journey and repeats an
+    id: a full run copies the de-duplicated journeys into a table it ANALYZEs, and ANALYZE of a
+    range column calls the type's subtype_diff with the run's rights. The copy holds only the
+    columns the run reads, so the function never runs as pipeline_owner."""
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute(
+            "CREATE FUNCTION public.owner_diff(int4, int4) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
+            "BEGIN PERFORM public.owner_code(); RETURN $1 - $2; END $$"
+        )
+        owner.execute(
+            "CREATE TYPE public.owner_range AS RANGE (subtype = int4, subtype_diff = public.owner_diff)"
+        )
+        owner.execute("ALTER TABLE public.patient_journey ADD COLUMN extra public.owner_range")
+        owner.execute(
+            "INSERT INTO public.patient_journey (id, patient_id, journey_id, extra) "
+            "SELECT id, patient_id, journey_id, '[2,9)' FROM public.patient_journey"
+        )
+        owner.execute("UPDATE public.patient_journey SET extra = '[1,5)' WHERE extra IS NULL")
+    with connect(install.url) as admin:
+        admin.execute("DELETE FROM public.owner_code_ran")  # anything the owner's own statements ran
+        with connect(install.as_role("pipeline_runner")) as runner:
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
+        assert (last_run(admin)["status"], last_run(admin)["mode"]) == ("succeeded", "full")
+        untouched(admin)
