@@ -87,6 +87,9 @@ BEGIN
             -- Before the first read of a source table, not in a no-op, which reads none: each
             -- pg_cron job is a new session, where the check's catalog queries are a tenth to a
             -- sixth of a no-op's time. Something planted meanwhile fails the next run that reads.
+            -- The guard's DDL on source and child tables waits from here to the end of the reads,
+            -- and the run for the end of any such DDL under way, so the check sees what is read.
+            LOCK TABLE pipeline.source_guard_lock IN SHARE MODE;
             PERFORM pipeline._check_source_tables();
             -- an incremental run recomputes only the pairs in the scope its changes make
             v_scoped := v_mode = 'incremental';

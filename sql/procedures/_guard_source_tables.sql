@@ -37,6 +37,11 @@ BEGIN
                           OR EXISTS (SELECT FROM pg_catalog.pg_inherits AS i WHERE i.inhrelid = r.oid))) THEN
         RETURN;
     END IF;
+    -- Wait for a run between its check and the end of its reads, and keep the next from checking
+    -- until this transaction ends: this command cannot see another's uncommitted one (an index on
+    -- a grandchild, say, while another links its parent in), and the two together may plant
+    -- what neither alone would; the run that checks after both sees them.
+    LOCK TABLE pipeline.source_guard_lock IN ROW EXCLUSIVE MODE;
     -- ... and what a run reads of them: those among the source relations, with what lies below
     WITH RECURSIVE below AS (
         SELECT t.relation FROM unnest(v_touched) AS t (relation)

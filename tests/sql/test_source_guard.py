@@ -11,6 +11,7 @@ Installed as README "Roles" says: the source tables belong to a role of their ow
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 
 from tests.helpers.cli import NOT_MIGRATED, USAGE, assert_ok, assert_one_error_line, clean_env, cli
 from tests.helpers.databases import Install, connect, installed_with_a_tables_owner, with_params
+from tests.helpers.pipeline import run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -263,3 +265,64 @@ def test_guard_needs_a_superuser_and_a_migrated_database_and_migrate_says_when_i
     with connect(install.url) as admin:
         rows = admin.execute("SELECT evtname, evtenabled FROM pg_event_trigger").fetchall()
     assert rows == [{"evtname": "pipeline_source_guard", "evtenabled": "A"}]
+
+
+def test_two_commands_that_plant_only_together_make_the_next_run_wait_then_refuse(
+    install: Install, tmp_path: Path
+) -> None:
+    """Neither command sees the other's uncommitted work: an index with the owner's function on
+    a grandchild (no run reads it yet), and, from another session, linking its parent under
+    public.activity (no bad index it can see). Each passes the guard, but each holds the lock
+    a run takes before its check: the run waits for both to commit, then its check sees the
+    index and refuses it by name, so the function never runs with pipeline_owner's rights."""
+    guard(install, tmp_path)
+    owner_url = install.as_role(install.owner)
+    with connect(owner_url) as first, connect(owner_url) as second, connect(install.url) as admin:
+        first.execute("CREATE TABLE public.parent_table (id bigint, content_slug text, schedule_id bigint)")
+        first.execute("CREATE TABLE public.grandchild () INHERITS (public.parent_table)")
+        first.execute("BEGIN")
+        first.execute(
+            "CREATE INDEX planted_index ON public.grandchild (id) WHERE public.owner_planned(1) > 0"
+        )
+        second.execute("ALTER TABLE public.parent_table INHERIT public.activity")  # commits: sees no index
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(install.as_role("pipeline_runner"), "pjp_guarded_run", outcome, full=True)
+        wait_until_blocked(admin, "pjp_guarded_run")  # on the lock the first command holds
+        first.execute("COMMIT")
+        thread.join(60)
+        assert outcome["status"] == "error", outcome
+        run = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+        assert run is not None and run["status"] == "failed"
+        assert (
+            "index public.planted_index uses function public.owner_planned(integer)" in run["error_message"]
+        )
+        assert "pipeline_owner" not in ran_as(admin)
+
+
+def test_a_guarded_command_waits_while_a_run_is_between_its_check_and_its_reads(
+    install: Install, tmp_path: Path
+) -> None:
+    """A session holding the lock as a run does from its check to the end of its reads: the
+    owner's CREATE INDEX on a source table waits, and completes once the lock is released;
+    a CREATE TABLE in another schema does not wait."""
+    guard(install, tmp_path)
+    with connect(install.url) as admin, connect(install.as_role(install.owner)) as owner:
+        admin.execute("CREATE SCHEMA elsewhere AUTHORIZATION " + install.owner)
+        done: dict[str, Any] = {}
+
+        def create_index() -> None:
+            with psycopg.connect(
+                install.as_role(install.owner), autocommit=True, application_name="pjp_ddl"
+            ) as c:
+                c.execute("CREATE INDEX plain_index ON public.patient_journey (journey_id)")
+            done["ok"] = True
+
+        with admin.transaction():
+            admin.execute("LOCK TABLE pipeline.source_guard_lock IN SHARE MODE")
+            owner.execute("CREATE TABLE elsewhere.app_table (id integer)")  # not waiting
+            waiter = threading.Thread(target=create_index, daemon=True)
+            waiter.start()
+            wait_until_blocked(admin, "pjp_ddl")
+            assert "ok" not in done
+        waiter.join(30)
+        assert done == {"ok": True}

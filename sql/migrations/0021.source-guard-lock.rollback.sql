@@ -1,0 +1,1 @@
+DROP TABLE pipeline.source_guard_lock;
