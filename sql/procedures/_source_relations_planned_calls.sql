@@ -1,6 +1,7 @@
 -- The code of roles that are not superusers which the planner would run, with the rights of
--- the reading role, while it plans a read of a source relation: a function or operator in its
--- index expressions and predicates, extended statistics, CHECK constraints or partition key,
+-- the reading role, while it plans a read of a source relation: a function or operator (with
+-- its commutator and negator) in its index expressions and predicates, extended statistics,
+-- CHECK constraints or partition key,
 -- and a domain or range type they use (a domain's CHECK constraints, which its owner may change
 -- at any time, and a range's subtype_diff are code too). The planner folds the constant parts
 -- of those expressions, so the code runs even if no row is read. Invalid indexes are included:
@@ -36,9 +37,15 @@ AS $$
         FROM referenced AS r JOIN pg_catalog.pg_proc AS f ON f.oid = r.refobjid
         WHERE r.refclassid = 'pg_catalog.pg_proc'::regclass
         UNION ALL
-        SELECT r.relation, r.what, 'function ' || o.oprcode::regprocedure::text, f.proowner
+        -- an operator, its commutator and its negator (the planner swaps in either while it
+        -- estimates or simplifies a clause), each as itself and as its function
+        SELECT r.relation, r.what, u.called, u.owner
         FROM referenced AS r JOIN pg_catalog.pg_operator AS o ON o.oid = r.refobjid
-        JOIN pg_catalog.pg_proc AS f ON f.oid = o.oprcode
+        CROSS JOIN LATERAL unnest(ARRAY[o.oid, o.oprcom, o.oprnegate]) AS l (operator_oid)
+        JOIN pg_catalog.pg_operator AS used ON used.oid = l.operator_oid
+        JOIN pg_catalog.pg_proc AS f ON f.oid = used.oprcode
+        CROSS JOIN LATERAL (VALUES ('operator ' || used.oid::regoperator::text, used.oprowner),
+                                   ('function ' || f.oid::regprocedure::text, f.proowner)) AS u (called, owner)
         WHERE r.refclassid = 'pg_catalog.pg_operator'::regclass
         UNION ALL
         SELECT r.relation, r.what, 'type ' || format_type(t.oid, NULL), t.typowner

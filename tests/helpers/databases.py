@@ -62,6 +62,24 @@ def grant_owner(
         conn.execute(f"GRANT {rights} ON {tables} TO pipeline_owner")
 
 
+# What the source tables' owner's code tries with the reading role's rights, logging who ran it
+# (owner_code() returns true, for a policy or an expression).
+OWNER_CODE = """
+CREATE TABLE public.owner_code_ran (who text);
+GRANT INSERT ON public.owner_code_ran TO PUBLIC;
+CREATE FUNCTION public.owner_code() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    INSERT INTO public.owner_code_ran (who) VALUES (current_user);
+    BEGIN
+        UPDATE pipeline.settings SET retention = '1 hour';
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END;
+    RETURN true;
+END;
+$$;
+"""
+
+
 @dataclass
 class Install:
     """A database installed as README "Roles" says, with the source tables owned by a role of

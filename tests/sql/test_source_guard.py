@@ -20,32 +20,24 @@ import psycopg
 import pytest
 
 from tests.helpers.cli import NOT_MIGRATED, USAGE, assert_ok, assert_one_error_line, clean_env, cli
-from tests.helpers.databases import Install, connect, installed_with_a_tables_owner, with_params
+from tests.helpers.databases import OWNER_CODE, Install, connect, installed_with_a_tables_owner, with_params
 from tests.helpers.pipeline import run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
 
-# owner_planned() is what the owner puts in an expression; it records who ran it, then tries
-# what pipeline_owner's rights would allow. IMMUTABLE, so the planner folds owner_planned(1).
-OWNER_CODE = """
-CREATE TABLE public.owner_code_ran (who text);
-GRANT INSERT ON public.owner_code_ran TO PUBLIC;
-CREATE FUNCTION public.owner_code() RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+# owner_planned() is what the owner puts in an expression: IMMUTABLE, so the planner folds
+# owner_planned(1), running OWNER_CODE's owner_code().
+GUARD_OWNER_CODE = (
+    OWNER_CODE
+    + """
+CREATE FUNCTION public.owner_planned(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    INSERT INTO public.owner_code_ran (who) VALUES (current_user);
-    BEGIN
-        UPDATE pipeline.settings SET retention = '1 hour';
-    EXCEPTION WHEN OTHERS THEN NULL;
-    END;
+    PERFORM public.owner_code();
     RETURN 1;
 END;
 $$;
-CREATE FUNCTION public.owner_planned(integer) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-    RETURN public.owner_code();
-END;
-$$;
 """
+)
 
 # Each way to give a source relation code the planner runs without ACCESS EXCLUSIVE: the
 # statements the owner runs first (accepted), then the one the guard must refuse.
@@ -88,6 +80,17 @@ PLANTS = {
         ],
         "ALTER TABLE public.schedule ATTACH PARTITION public.planted DEFAULT",
     ),
+    "commutator of an operator": (
+        [
+            "CREATE FUNCTION public.owner_eq(int8, int8) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ "
+            "BEGIN PERFORM public.owner_code(); RETURN $1 = $2; END $$",
+            "CREATE OPERATOR public.=#= (LEFTARG = int8, RIGHTARG = int8, FUNCTION = public.owner_eq)",
+            "CREATE OPERATOR public.=== (LEFTARG = int8, RIGHTARG = int8, FUNCTION = pg_catalog.int8eq, "
+            "COMMUTATOR = OPERATOR(public.=#=), RESTRICT = scalarltsel)",
+        ],
+        "CREATE INDEX planted_index ON public.activity (schedule_id) "
+        "WHERE (id IS NOT NULL) OR (5::int8 OPERATOR(public.===) schedule_id)",
+    ),
     "foreign table as a child": (
         [],
         "CREATE FOREIGN TABLE public.planted () INHERITS (public.journey_activity) SERVER pjp_guard_server",
@@ -97,7 +100,7 @@ PLANTS = {
 
 @pytest.fixture
 def install(empty_db_url: str) -> Iterator[Install]:
-    with installed_with_a_tables_owner(empty_db_url, OWNER_CODE) as installed:
+    with installed_with_a_tables_owner(empty_db_url, GUARD_OWNER_CODE) as installed:
         with connect(installed.url) as admin:  # a server the owner may use, for a foreign table
             admin.execute("CREATE FOREIGN DATA WRAPPER pjp_guard_wrapper")
             admin.execute("CREATE SERVER pjp_guard_server FOREIGN DATA WRAPPER pjp_guard_wrapper")
@@ -144,7 +147,8 @@ def test_the_guard_refuses_every_kind_of_planted_code_and_runs_never_meet_it(
     message = refused.value.diag.message_primary or ""
     assert message.startswith("refused by the patient-journey pipeline: "), message
     assert any(
-        n in message for n in ("public.owner_planned(integer)", "foreign table", "public.owner_domain")
+        n in message
+        for n in ("public.owner_planned(integer)", "foreign table", "public.owner_domain", "operator public.")
     ), message
     with connect(install.url) as admin:
         # nothing a run reads calls the owner's function, and no planted relation is read
@@ -311,18 +315,22 @@ def test_a_guarded_command_waits_while_a_run_is_between_its_check_and_its_reads(
         done: dict[str, Any] = {}
 
         def create_index() -> None:
-            with psycopg.connect(
-                install.as_role(install.owner), autocommit=True, application_name="pjp_ddl"
-            ) as c:
-                c.execute("CREATE INDEX plain_index ON public.patient_journey (journey_id)")
-            done["ok"] = True
+            try:
+                with psycopg.connect(
+                    install.as_role(install.owner), autocommit=True, application_name="pjp_ddl"
+                ) as c:
+                    c.execute("CREATE INDEX plain_index ON public.patient_journey (journey_id)")
+                done["ok"] = True
+            except psycopg.Error as exc:  # shown by the assertions below
+                done["error"] = exc
 
         with admin.transaction():
             admin.execute("LOCK TABLE pipeline.source_guard_lock IN SHARE MODE")
             owner.execute("CREATE TABLE elsewhere.app_table (id integer)")  # not waiting
             waiter = threading.Thread(target=create_index, daemon=True)
             waiter.start()
-            wait_until_blocked(admin, "pjp_ddl")
-            assert "ok" not in done
+            with connect(install.url) as watcher:  # outside the transaction: pg_stat_activity is live
+                wait_until_blocked(watcher, "pjp_ddl")
+            assert done == {}
         waiter.join(30)
         assert done == {"ok": True}

@@ -13,26 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers.databases import Install, connect, installed_with_a_tables_owner, with_params
+from tests.helpers.databases import OWNER_CODE, Install, connect, installed_with_a_tables_owner, with_params
 from tests.helpers.pipeline import one_journey, run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
-
-# What the source tables' owner's code tries with the reading role's rights, logging who ran it.
-OWNER_CODE = """
-CREATE TABLE public.owner_code_ran (who text);
-GRANT INSERT ON public.owner_code_ran TO PUBLIC;
-CREATE FUNCTION public.owner_code() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    INSERT INTO public.owner_code_ran (who) VALUES (current_user);
-    BEGIN
-        UPDATE pipeline.settings SET retention = '1 hour';
-    EXCEPTION WHEN OTHERS THEN NULL;
-    END;
-    RETURN true;
-END;
-$$;
-"""
 
 # The runner's bait: a deferred constraint trigger on a temporary table of its own. The event
 # it queues fires at the next SET CONSTRAINTS ALL IMMEDIATE, as whoever runs that statement.
