@@ -168,8 +168,9 @@ ABOUT: dict[str, tuple[str, str, str]] = {
     ),
     "guard": (
         "Installs (or re-creates) the event trigger pipeline_source_guard, which refuses an index, "
-        "statistics object, constraint or child table on a source table that would call a function "
-        "of a role that is not a superuser: a run's lock on the tables does not keep those out.",
+        "statistics object, constraint, partition key or child table on a source table that would run "
+        "code (a function, operator, domain or range type) of a role that is not a superuser: a run's "
+        "lock on the tables does not keep those out.",
         "a superuser (only one may create an event trigger), after migrate",
         "DATABASE_URL=postgresql://postgres@dbhost/clinic python -m pytools guard",
     ),
@@ -533,9 +534,9 @@ def _cmd_unschedule(args: argparse.Namespace) -> int:
 def _cmd_guard(args: argparse.Namespace) -> int:
     guard.install_guard(args.database_url)
     _say(
-        f"installed event trigger {guard.EVENT_TRIGGER}: it refuses an index, statistics object, constraint "
-        "or child table on a source table that would call a function of a role that is not a superuser "
-        "(README, Trust boundary)"
+        f"installed event trigger {guard.EVENT_TRIGGER}: it refuses an index, statistics object, constraint, "
+        "partition key or child table on a source table that would run code of a role that is not a "
+        "superuser (README, Trust boundary)"
     )
     return ExitCode.OK
 
