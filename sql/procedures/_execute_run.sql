@@ -89,7 +89,11 @@ BEGIN
             -- sixth of a no-op's time. Something planted meanwhile fails the next run that reads.
             -- The guard's DDL on source and child tables waits from here to the end of the reads,
             -- and the run for the end of any such DDL under way, so the check sees what is read.
-            LOCK TABLE pipeline.source_guard_lock IN SHARE MODE;
+            BEGIN
+                LOCK TABLE pipeline.source_guard_lock IN SHARE MODE;
+            EXCEPTION WHEN lock_not_available THEN  -- an open DDL transaction: name it
+                PERFORM pipeline._raise_lock_timeout('pipeline.source_guard_lock', 'SHARE');
+            END;
             PERFORM pipeline._check_source_tables();
             -- an incremental run recomputes only the pairs in the scope its changes make
             v_scoped := v_mode = 'incremental';

@@ -14,8 +14,11 @@ BEGIN
                    WHERE t.table_name LIKE 'public.%' AND to_regclass(t.table_name) IS NOT NULL LOOP
         BEGIN
             EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', v_table);
-        EXCEPTION WHEN wrong_object_type THEN
-            NULL;
+        EXCEPTION
+            WHEN wrong_object_type THEN
+                NULL;
+            WHEN lock_not_available THEN  -- a run's lock_timeout: say who holds the table
+                PERFORM pipeline._raise_lock_timeout(v_table, 'ACCESS SHARE');
         END;
     END LOOP;
 END;

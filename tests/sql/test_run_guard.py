@@ -532,8 +532,8 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
 ) -> None:
     """The application writer: hold a source table locked (LOCK TABLE needs only UPDATE on it),
     so that a run waits for ever and every later run is skipped behind it while the change
-    queue grows. A run waits at most a minute for a lock, then fails, saying why; a run started
-    meanwhile is skipped, naming the session the live run waits for."""
+    queue grows. A run waits at most a minute for a lock, then fails, naming the session that
+    holds it; a run started meanwhile is skipped, naming the session the live run waits for."""
     two_activity_journeys(db, 2)
     writer_role = f"pjp_locker_{uuid.uuid4().hex[:8]}"
     db.execute(f"CREATE ROLE {writer_role} LOGIN")
@@ -567,10 +567,14 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
             waiting.join(120)
             assert time.monotonic() - started < 90
             assert isinstance(outcome.get("error"), psycopg.Error)
+            failed = runs(db)[0]
+            assert failed["status"] == "failed"
+            assert (
+                f"lock timeout: waited 1min for ACCESS SHARE on public.schedule: pid {writer.info.backend_pid} "
+                f"(role {writer_role}" in failed["error_message"]
+            ), failed["error_message"]
+            assert "holds it in ACCESS EXCLUSIVE mode" in failed["error_message"]
             writer.execute("ROLLBACK")
-        failed = runs(db)[0]
-        assert failed["status"] == "failed"
-        assert "lock timeout" in failed["error_message"]
         with connect(db_url, "pipeline_runner") as runner:
             runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
         assert runs(db)[-1]["status"] == "succeeded"

@@ -334,3 +334,41 @@ def test_a_guarded_command_waits_while_a_run_is_between_its_check_and_its_reads(
             assert done == {}
         waiter.join(30)
         assert done == {"ok": True}
+
+
+def test_a_ddl_transaction_held_open_fails_the_run_naming_its_session(
+    install: Install, tmp_path: Path
+) -> None:
+    """A planter (a role that may only create in public, as in older databases): create a table
+    of its own there and keep the transaction open. The guard takes its lock for the command,
+    so a run that must read waits; it fails at its lock_timeout, and the failure a monitor sees
+    names the session (pid, role, application) that held it, not only "lock timeout"."""
+    guard(install, tmp_path)
+    planter = f"pjp_planter_{install.owner[-8:]}"
+    with connect(install.url) as admin:
+        admin.execute(f"CREATE ROLE {planter} LOGIN")
+        admin.execute(f"GRANT CREATE ON SCHEMA public TO {planter}")
+        try:
+            with psycopg.connect(
+                install.as_role(planter), autocommit=True, application_name="pjp_open_ddl"
+            ) as ddl:
+                ddl.execute("BEGIN")
+                ddl.execute("CREATE TABLE public.planters_table (id integer)")
+                failed = contextlib.suppress(psycopg.errors.ExternalRoutineException)
+                with connect(install.as_role("pipeline_runner")) as runner, failed:
+                    runner.execute("SET lock_timeout = '2s'")
+                    runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
+                run = admin.execute(
+                    "SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
+                ).fetchone()
+                assert run is not None and run["status"] == "failed"
+                assert (
+                    "lock timeout: waited 2s for SHARE on pipeline.source_guard_lock: "
+                    f"pid {ddl.info.backend_pid} (role {planter}, application 'pjp_open_ddl'"
+                ) in run["error_message"], run["error_message"]
+                assert "holds it in ROW EXCLUSIVE mode" in run["error_message"]
+                ddl.execute("ROLLBACK")
+            assert full_run(install)["status"] == "succeeded"
+        finally:
+            admin.execute(f"DROP OWNED BY {planter}")
+            admin.execute(f"DROP ROLE {planter}")
