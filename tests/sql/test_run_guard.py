@@ -570,8 +570,8 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
             failed = runs(db)[0]
             assert failed["status"] == "failed"
             assert (
-                f"lock timeout: waited 1min for ACCESS SHARE on public.schedule: pid {writer.info.backend_pid} "
-                f"(role {writer_role}" in failed["error_message"]
+                "lock timeout: waited 1min for ACCESS SHARE on public.schedule: "
+                f"pid {writer.info.backend_pid} (role {writer_role}" in failed["error_message"]
             ), failed["error_message"]
             assert "holds it in ACCESS EXCLUSIVE mode" in failed["error_message"]
             writer.execute("ROLLBACK")
