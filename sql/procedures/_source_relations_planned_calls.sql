@@ -4,15 +4,19 @@
 -- CHECK constraints or partition key,
 -- and a domain or range type they use (a domain's CHECK constraints, which its owner may change
 -- at any time, and a range's subtype_diff are code too). The planner folds the constant parts
--- of those expressions, so the code runs even if no row is read. Invalid indexes are included:
--- REINDEX makes one valid without any DDL event.
+-- of those expressions, so the code runs even if no row is read. A column they name counts by
+-- its type, through arrays, domains and ranges: estimating a clause on a range column (a
+-- partial index's predicate, which the planner costs whenever a read's own clause implies it)
+-- calls the range's subtype_diff, so a range, multirange or composite type of such a role is
+-- refused there (a domain over a built-in type is not: a stored value is not converted into
+-- it). Invalid indexes are included: REINDEX makes one valid without any DDL event.
 CREATE OR REPLACE FUNCTION pipeline._source_relations_planned_calls()
 RETURNS TABLE (relation regclass, what text, called text, called_owner text)
 LANGUAGE sql
 STABLE
 SET search_path = pg_catalog, pipeline, pg_temp
 AS $$
-    WITH planned (relation, what, classid, objid) AS (
+    WITH RECURSIVE planned (relation, what, classid, objid) AS (
         SELECT s.relation, format('index %s', x.indexrelid::regclass), 'pg_catalog.pg_class'::regclass, x.indexrelid
         FROM pipeline._source_relations() AS s JOIN pg_catalog.pg_index AS x ON x.indrelid = s.relation
         UNION ALL
@@ -27,10 +31,27 @@ AS $$
         SELECT s.relation, 'partition key', 'pg_catalog.pg_class'::regclass, s.relation
         FROM pipeline._source_relations() AS s JOIN pg_catalog.pg_partitioned_table AS k ON k.partrelid = s.relation
     ),
-    referenced (relation, what, refclassid, refobjid) AS (
-        SELECT p.relation, p.what, d.refclassid, d.refobjid
+    referenced (relation, what, refclassid, refobjid, refobjsubid) AS (
+        SELECT p.relation, p.what, d.refclassid, d.refobjid, d.refobjsubid
         FROM planned AS p
         JOIN pg_catalog.pg_depend AS d ON d.classid = p.classid AND d.objid = p.objid AND d.objsubid = 0
+    ),
+    -- the types of the columns they name, and the types those are made of
+    column_type (relation, what, type_oid) AS (
+        SELECT r.relation, format('%s (column %s)', r.what, quote_ident(a.attname)), a.atttypid
+        FROM referenced AS r
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = r.refobjid AND a.attnum = r.refobjsubid
+        WHERE r.refclassid = 'pg_catalog.pg_class'::regclass AND r.refobjsubid > 0
+        UNION
+        SELECT c.relation, c.what, n.type_oid
+        FROM column_type AS c
+        JOIN pg_catalog.pg_type AS t ON t.oid = c.type_oid
+        CROSS JOIN LATERAL (VALUES (nullif(t.typbasetype, 0)),
+                                   (CASE WHEN t.typcategory = 'A' THEN nullif(t.typelem, 0) END),
+                                   ((SELECT g.rngsubtype FROM pg_catalog.pg_range AS g WHERE g.rngtypid = t.oid)),
+                                   ((SELECT g.rngtypid FROM pg_catalog.pg_range AS g WHERE g.rngmultitypid = t.oid)))
+            AS n (type_oid)
+        WHERE n.type_oid IS NOT NULL
     ),
     called (relation, what, called, owner) AS (
         SELECT r.relation, r.what, 'function ' || f.oid::regprocedure::text, f.proowner
@@ -53,6 +74,10 @@ AS $$
         LEFT JOIN pg_catalog.pg_type AS e ON e.oid = t.typelem AND t.typcategory = 'A'
         WHERE r.refclassid = 'pg_catalog.pg_type'::regclass
           AND (t.typtype IN ('d', 'r', 'm') OR e.typtype IN ('d', 'r', 'm'))
+        UNION ALL
+        SELECT c.relation, c.what, 'type ' || format_type(t.oid, NULL), t.typowner
+        FROM column_type AS c JOIN pg_catalog.pg_type AS t ON t.oid = c.type_oid
+        WHERE t.typtype IN ('r', 'm', 'c')
     )
     SELECT c.relation, c.what, c.called, pg_catalog.pg_get_userbyid(c.owner)::text
     FROM called AS c

@@ -91,6 +91,19 @@ PLANTS = {
         "CREATE INDEX planted_index ON public.activity (schedule_id) "
         "WHERE (id IS NOT NULL) OR (5::int8 OPERATOR(public.===) schedule_id)",
     ),
+    "range column in an index predicate": (
+        [
+            "CREATE FUNCTION public.owner_diff(int8, int8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
+            "BEGIN PERFORM public.owner_code(); RETURN ($1 - $2)::float8; END $$",
+            "CREATE TYPE public.owner_range AS RANGE (SUBTYPE = int8, SUBTYPE_DIFF = public.owner_diff)",
+            # a column no run reads, filled without a write the change capture would queue
+            "ALTER TABLE public.patient_journey ADD COLUMN planted_range public.owner_range "
+            "DEFAULT public.owner_range(1, 11)",
+            "ANALYZE public.patient_journey",
+        ],
+        "CREATE INDEX planted_index ON public.patient_journey (id) "
+        "WHERE id IS NOT NULL OR planted_range @> 5::bigint",
+    ),
     "foreign table as a child": (
         [],
         "CREATE FOREIGN TABLE public.planted () INHERITS (public.journey_activity) SERVER pjp_guard_server",
@@ -148,7 +161,13 @@ def test_the_guard_refuses_every_kind_of_planted_code_and_runs_never_meet_it(
     assert message.startswith("refused by the patient-journey pipeline: "), message
     assert any(
         n in message
-        for n in ("public.owner_planned(integer)", "foreign table", "public.owner_domain", "operator public.")
+        for n in (
+            "public.owner_planned(integer)",
+            "foreign table",
+            "public.owner_domain",
+            "operator public.",
+            "(column planted_range) would use type public.owner_range",
+        )
     ), message
     with connect(install.url) as admin:
         # nothing a run reads calls the owner's function, and no planted relation is read
@@ -372,3 +391,40 @@ def test_a_ddl_transaction_held_open_fails_the_run_naming_its_session(
         finally:
             admin.execute(f"DROP OWNED BY {planter}")
             admin.execute(f"DROP ROLE {planter}")
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_a_command_whose_snapshot_predates_a_child_link_still_makes_runs_wait_then_refuse(
+    install: Install, tmp_path: Path, isolation: str
+) -> None:
+    """The owner with a schema of its own: a transaction takes its snapshot, another session
+    then makes a table there a child of public.activity, and the first indexes that table with
+    its function. The first's catalog reads see its old snapshot, in which the table is no
+    child of anything, so the guard cannot refuse the index; it takes the lock anyway, so the
+    run waits for that transaction, then its check sees the index and refuses it by name."""
+    guard(install, tmp_path)
+    owner_url = install.as_role(install.owner)
+    with connect(install.url) as admin, connect(owner_url) as first, connect(owner_url) as second:
+        admin.execute(f"CREATE SCHEMA owners_own AUTHORIZATION {install.owner}")
+        second.execute(
+            "CREATE TABLE owners_own.later_child (id bigint, content_slug text, schedule_id bigint)"
+        )
+        first.execute(f"BEGIN ISOLATION LEVEL {isolation}")
+        first.execute("SELECT 1")  # the snapshot
+        second.execute("ALTER TABLE owners_own.later_child INHERIT public.activity")
+        first.execute(
+            "CREATE INDEX planted_index ON owners_own.later_child (id) WHERE public.owner_planned(1) > 0"
+        )
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(install.as_role("pipeline_runner"), "pjp_snapshot_run", outcome, full=True)
+        wait_until_blocked(admin, "pjp_snapshot_run")  # on the lock the first command took
+        first.execute("COMMIT")
+        thread.join(60)
+        assert outcome["status"] == "error", outcome
+        run = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+        assert run is not None and run["status"] == "failed"
+        assert (
+            "index owners_own.planted_index uses function public.owner_planned(integer)"
+            in run["error_message"]
+        ), run["error_message"]
+        assert "pipeline_owner" not in ran_as(admin)

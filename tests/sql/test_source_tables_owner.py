@@ -113,9 +113,11 @@ def test_a_row_level_security_policy_of_the_tables_owner_never_runs_with_the_pip
 
 
 # Code of the owner's that a run's read would run, planted after a run (no guard installed):
-# the statements, and what the failed run's message names.
+# what the owner does before that run, the statements that plant, and what the failed run's
+# message names.
 PLANTED_AFTER_A_RUN = {
     "policy": (
+        [],
         [
             "ALTER TABLE public.patient_journey ENABLE ROW LEVEL SECURITY",
             "CREATE POLICY everyone ON public.patient_journey USING (public.owner_code())",
@@ -123,12 +125,31 @@ PLANTED_AFTER_A_RUN = {
         "public.patient_journey has row-level security",
     ),
     "index predicate": (
+        [],
         [
             "CREATE FUNCTION public.owner_zero() RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$ "
             "BEGIN PERFORM public.owner_code(); RETURN 0; END $$",
             "CREATE INDEX pj_owner ON public.patient_journey (id) WHERE public.owner_zero() = 0",
         ],
         "index public.pj_owner uses function public.owner_zero()",
+    ),
+    # estimating the predicate's range clause calls the range's subtype_diff: the read's own
+    # clause (id IS NOT NULL) implies the predicate, so the planner costs the index
+    "range column in an index predicate": (
+        [
+            "CREATE FUNCTION public.owner_diff(int8, int8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
+            "BEGIN PERFORM public.owner_code(); RETURN ($1 - $2)::float8; END $$",
+            "CREATE TYPE public.owner_range AS RANGE (SUBTYPE = int8, SUBTYPE_DIFF = public.owner_diff)",
+            # a column no run reads, filled without a write the change capture would queue
+            "ALTER TABLE public.patient_journey ADD COLUMN planted_range public.owner_range "
+            "DEFAULT public.owner_range(1, 11)",
+            "ANALYZE public.patient_journey",
+        ],
+        [
+            "CREATE INDEX pj_owner ON public.patient_journey (id) "
+            "WHERE id IS NOT NULL OR planted_range @> 5::bigint",
+        ],
+        "index public.pj_owner (column planted_range) uses type public.owner_range",
     ),
 }
 
@@ -141,7 +162,10 @@ def test_code_planted_after_a_run_fails_the_next_run_that_reads_and_never_runs(
     table (so plans none): the owner's policy or partial index, put on public.patient_journey
     after a run, lets the next no-op run succeed without its function running, and fails the
     first run that must read, naming it, still without running it."""
-    statements, named = PLANTED_AFTER_A_RUN[kind]
+    preparation, statements, named = PLANTED_AFTER_A_RUN[kind]
+    with connect(install.as_role(install.owner)) as owner:
+        for statement in preparation:
+            owner.execute(statement)
     assert run_as_runner(install) is None
     with connect(install.as_role(install.owner)) as owner:
         for statement in statements:
