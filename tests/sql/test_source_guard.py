@@ -428,3 +428,26 @@ def test_a_command_whose_snapshot_predates_a_child_link_still_makes_runs_wait_th
             in run["error_message"]
         ), run["error_message"]
         assert "pipeline_owner" not in ran_as(admin)
+
+
+def test_under_repeatable_read_only_temporary_tables_pass_without_the_guards_lock(
+    install: Install, tmp_path: Path
+) -> None:
+    """While a session holds the lock as a run does from its check to the end of its reads, a
+    REPEATABLE READ transaction may still create a temporary table (no run reads another
+    session's), but a table in a schema of its own waits for the lock, as it would not under
+    read committed."""
+    guard(install, tmp_path)
+    with connect(install.url) as admin, connect(install.as_role(install.owner)) as owner:
+        admin.execute(f"CREATE SCHEMA owners_own AUTHORIZATION {install.owner}")
+        owner.execute("SET lock_timeout = '1s'")
+        with admin.transaction():
+            admin.execute("LOCK TABLE pipeline.source_guard_lock IN SHARE MODE")
+            owner.execute("CREATE TABLE owners_own.committed_read (id integer)")  # read committed: no wait
+            with owner.transaction():
+                owner.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                owner.execute("CREATE TEMP TABLE scratch (id integer)")
+                owner.execute("CREATE INDEX ON scratch (id)")
+            with pytest.raises(psycopg.errors.LockNotAvailable), owner.transaction():
+                owner.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                owner.execute("CREATE TABLE owners_own.repeatable_read (id integer)")
