@@ -80,9 +80,10 @@ BEGIN
                                                      ELSE 'text' END);
     END LOOP;
     -- The planner evaluates parts of a table's index expressions and predicates, extended
-    -- statistics, CHECK constraints and partition key while it plans a read: a function of a
-    -- role that is not a superuser there (directly, behind an operator, or in a domain or range
-    -- type) would run with pipeline_owner's rights.
+    -- statistics, CHECK constraints and partition key while it plans a read, and estimates their
+    -- clauses: a function of a role that is not a superuser there (directly, behind an operator,
+    -- in a domain or range type, or the subtype_diff of a column's range type) would run with
+    -- pipeline_owner's rights.
     FOR v_relation IN
         SELECT c.relation::text AS table_name, c.what, c.called, c.called_owner
         FROM pipeline._source_relations_planned_calls() AS c
@@ -93,8 +94,9 @@ BEGIN
                         v_relation.table_name, v_relation.what, v_relation.called, v_relation.called_owner,
                         current_user, split_part(v_relation.called, ' ', 1)
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('Drop the %s, or ALTER %s OWNER TO a superuser.', v_relation.what,
-                                upper(v_relation.called));
+                  HINT = format('Drop the %s, or ALTER %s %s OWNER TO a superuser.',
+                                split_part(v_relation.what, ' (', 1), upper(split_part(v_relation.called, ' ', 1)),
+                                substr(v_relation.called, strpos(v_relation.called, ' ') + 1));
     END LOOP;
 END;
 $$;

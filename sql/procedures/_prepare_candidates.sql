@@ -58,7 +58,8 @@ DECLARE
     v_unusable text[];
     v_date_at_risk text;
     v_row text;
-    v_patient_journeys text := 'public.patient_journey';
+    v_patient_journeys text;
+    v_date_columns text;
     v_survey_results text := 'public.survey_result';
     v_pair_rows text;
     v_pair_scope text[];
@@ -153,16 +154,21 @@ BEGIN
                               THEN v_has_duplicates END
         WHERE s.table_name = 'public.patient_journey';
     END IF;
+    -- Only the columns a run reads: another of the owner's (a pair_activity_id, say) would be
+    -- taken for a name the queries below give, and a copy (de-duplicated) is analyzed, which
+    -- would run the code of a column type of the owner's (a range type's subtype_diff) with
+    -- pipeline_owner's rights. The planner pulls the plain subquery up: the table's indexes serve.
+    SELECT coalesce(string_agg(format(', x.%I', d.date_column), '' ORDER BY d.date_column COLLATE "C"), '')
+    INTO v_date_columns
+    FROM (SELECT DISTINCT c.date_column FROM pipeline._milestone_date_columns() AS c
+          WHERE c.usable AND c.date_column IS NOT NULL) AS d;
+    v_patient_journeys := format('(SELECT x.id, x.patient_id, x.journey_id%s FROM public.patient_journey AS x)',
+                                 v_date_columns);
     IF v_has_duplicates THEN
-        -- only the columns a run reads: the copy is analyzed, which would run the code of a
-        -- column type of the owner's (a range type's subtype_diff) with pipeline_owner's rights
-        SELECT format('(SELECT DISTINCT ON (x.id) x.id, x.patient_id, x.journey_id%1$s '
-                      'FROM public.patient_journey AS x '
-                      'WHERE x.id IS NOT NULL ORDER BY x.id, x.patient_id, x.journey_id%1$s)',
-                      string_agg(format(', x.%I', d.date_column), '' ORDER BY d.date_column COLLATE "C"))
-        INTO v_patient_journeys
-        FROM (SELECT DISTINCT c.date_column FROM pipeline._milestone_date_columns() AS c
-              WHERE c.usable AND c.date_column IS NOT NULL) AS d;
+        v_patient_journeys := format('(SELECT DISTINCT ON (x.id) x.id, x.patient_id, x.journey_id%1$s '
+                                     'FROM public.patient_journey AS x '
+                                     'WHERE x.id IS NOT NULL ORDER BY x.id, x.patient_id, x.journey_id%1$s)',
+                                     v_date_columns);
         -- A full run reads every patient journey: de-duplicate them once, into a table whose
         -- statistics tell the planner how many pairs each journey has (through the subquery it
         -- saw one pair per patient journey, and looked millions of rows up one by one).

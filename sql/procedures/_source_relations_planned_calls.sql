@@ -5,11 +5,13 @@
 -- and a domain or range type they use (a domain's CHECK constraints, which its owner may change
 -- at any time, and a range's subtype_diff are code too). The planner folds the constant parts
 -- of those expressions, so the code runs even if no row is read. A column they name counts by
--- its type, through arrays, domains and ranges: estimating a clause on a range column (a
--- partial index's predicate, which the planner costs whenever a read's own clause implies it)
--- calls the range's subtype_diff, so a range, multirange or composite type of such a role is
--- refused there (a domain over a built-in type is not: a stored value is not converted into
--- it). Invalid indexes are included: REINDEX makes one valid without any DDL event.
+-- what its type runs: estimating a clause on a range column (a partial index's predicate, which
+-- the planner costs whenever a read's own clause implies it) calls the range's subtype_diff, so
+-- that function counts, for a range column and for one whose type contains a range (through a
+-- multirange, domain, array or composite). Nothing else a column's type may hold is code a role
+-- that is not a superuser can write (operator classes, I/O and analyze functions need one), and
+-- a stored value is never converted into a domain. Invalid indexes are included: REINDEX makes
+-- one valid without any DDL event.
 CREATE OR REPLACE FUNCTION pipeline._source_relations_planned_calls()
 RETURNS TABLE (relation regclass, what text, called text, called_owner text)
 LANGUAGE sql
@@ -42,15 +44,28 @@ AS $$
         FROM referenced AS r
         JOIN pg_catalog.pg_attribute AS a ON a.attrelid = r.refobjid AND a.attnum = r.refobjsubid
         WHERE r.refclassid = 'pg_catalog.pg_class'::regclass AND r.refobjsubid > 0
+        UNION ALL
+        -- a partition key's columns, plain or in its expressions, which pg_depend records the
+        -- other way round (the column depends on its table)
+        SELECT s.relation, format('partition key (column %s)', quote_ident(a.attname)), a.atttypid
+        FROM pipeline._source_relations() AS s
+        JOIN pg_catalog.pg_partitioned_table AS k ON k.partrelid = s.relation
+        JOIN pg_catalog.pg_depend AS d
+          ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.relation AND d.objsubid > 0
+         AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = s.relation AND d.refobjsubid = 0
+         AND d.deptype = 'i'
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = s.relation AND a.attnum = d.objsubid
         UNION
         SELECT c.relation, c.what, n.type_oid
         FROM column_type AS c
         JOIN pg_catalog.pg_type AS t ON t.oid = c.type_oid
-        CROSS JOIN LATERAL (VALUES (nullif(t.typbasetype, 0)),
-                                   (CASE WHEN t.typcategory = 'A' THEN nullif(t.typelem, 0) END),
-                                   ((SELECT g.rngsubtype FROM pg_catalog.pg_range AS g WHERE g.rngtypid = t.oid)),
-                                   ((SELECT g.rngtypid FROM pg_catalog.pg_range AS g WHERE g.rngmultitypid = t.oid)))
-            AS n (type_oid)
+        CROSS JOIN LATERAL (SELECT nullif(t.typbasetype, 0)
+                            UNION ALL SELECT CASE WHEN t.typcategory = 'A' THEN nullif(t.typelem, 0) END
+                            UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range AS g WHERE g.rngtypid = t.oid
+                            UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range AS g WHERE g.rngmultitypid = t.oid
+                            UNION ALL SELECT f.atttypid FROM pg_catalog.pg_attribute AS f
+                                      WHERE t.typtype = 'c' AND f.attrelid = t.typrelid AND f.attnum > 0
+                                        AND NOT f.attisdropped) AS n (type_oid)
         WHERE n.type_oid IS NOT NULL
     ),
     called (relation, what, called, owner) AS (
@@ -75,9 +90,11 @@ AS $$
         WHERE r.refclassid = 'pg_catalog.pg_type'::regclass
           AND (t.typtype IN ('d', 'r', 'm') OR e.typtype IN ('d', 'r', 'm'))
         UNION ALL
-        SELECT c.relation, c.what, 'type ' || format_type(t.oid, NULL), t.typowner
-        FROM column_type AS c JOIN pg_catalog.pg_type AS t ON t.oid = c.type_oid
-        WHERE t.typtype IN ('r', 'm', 'c')
+        -- a range's subtype_diff (reached through a multirange, domain, array or composite too)
+        SELECT c.relation, c.what, 'function ' || f.oid::regprocedure::text, f.proowner
+        FROM column_type AS c
+        JOIN pg_catalog.pg_range AS g ON g.rngtypid = c.type_oid
+        JOIN pg_catalog.pg_proc AS f ON f.oid = g.rngsubdiff
     )
     SELECT c.relation, c.what, c.called, pg_catalog.pg_get_userbyid(c.owner)::text
     FROM called AS c
@@ -85,4 +102,5 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION pipeline._source_relations_planned_calls() IS
-    'Functions, domains and range types of roles that are not superusers which planning a read of a source relation would run.';
+    'Functions, operators, domains and range types of roles that are not superusers which planning a read of a source '
+    'relation would run, with the object (index, statistics, constraint, partition key; and column) that would run them.';

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from pytools.sql_files import routine_files
@@ -350,6 +351,35 @@ def catalog_calls_in_sql() -> list[str]:
             if name not in _NOT_CATALOG_CALLS and not _OWN_NAME.match(name):
                 names.add(name)
     return sorted(names)
+
+
+def column_names_in_sql() -> list[str]:
+    """Every name the package's routines give a column or an alias or read after a dot: a
+    source table's extra column of one of these names could be taken for the pipeline's own."""
+    names: set[str] = set()
+    for path in routine_files():
+        code = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
+        names |= {m.lower() for m in re.findall(r"(?:\bAS\s+|\.)([A-Za-z_][A-Za-z0-9_]*)", code, flags=re.I)}
+    return sorted(names)
+
+
+def add_look_alike_columns(conn: psycopg.Connection[Any]) -> int:
+    """Give each source table a text column of every name in column_names_in_sql() it lacks;
+    returns how many columns it added."""
+    added = 0
+    for table in ("patient_journey", "journey_activity", "activity", "schedule", "survey_result"):
+        have = {
+            r[0] if isinstance(r, tuple) else r["attname"]
+            for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass",  # system columns too
+                (f"public.{table}",),
+            )
+        }
+        missing = [n for n in column_names_in_sql() if n not in have]
+        clauses = sql.SQL(", ").join(sql.SQL("ADD COLUMN {} text").format(sql.Identifier(n)) for n in missing)
+        conn.execute(sql.SQL("ALTER TABLE {} ").format(sql.Identifier("public", table)) + clauses)
+        added += len(missing)
+    return added
 
 
 def _look_alike(row: dict[str, Any]) -> str:

@@ -43,7 +43,10 @@ def container_server() -> Iterator[str]:
 
     with DockerImage(path=str(DOCKERFILE_DIR), tag="patient-journey-pipeline-test:15") as image:
         container = PostgresContainer(str(image), username="postgres", password="postgres", dbname="postgres")
-        container.with_command("postgres -c shared_preload_libraries=pg_cron -c cron.database_name=postgres")
+        container.with_command(
+            "postgres -c shared_preload_libraries=pg_cron -c cron.database_name=postgres "
+            "-c max_prepared_transactions=10"
+        )
         with container:
             host = container.get_container_host_ip()
             port = container.get_exposed_port(5432)
@@ -55,7 +58,12 @@ def local_server(preload_cron: bool = True) -> Iterator[str]:
     """A throwaway local cluster's superuser URL (through its private socket); TCP on 127.0.0.1
     too (some tests use it), where every role must give a password. preload_cron=False leaves
     pg_cron (and its cron.* settings) out."""
-    settings: dict[str, str | None] = {"listen_addresses": "'127.0.0.1'", "max_connections": "200"}
+    # prepared transactions: a test holds a lock in one, as an application may by mistake
+    settings: dict[str, str | None] = {
+        "listen_addresses": "'127.0.0.1'",
+        "max_connections": "200",
+        "max_prepared_transactions": "10",
+    }
     if not preload_cron:
         settings.update(WITHOUT_CRON)
     with throwaway_cluster(settings, prefix="pjp-tests-") as cluster:

@@ -5,6 +5,7 @@ grants `migrate` gives pipeline_runner and pipeline_reader."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -581,6 +582,69 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
     finally:
         db.execute(f"DROP OWNED BY {writer_role}")
         db.execute(f"DROP ROLE {writer_role}")
+
+
+def test_a_lock_held_by_a_prepared_transaction_fails_runs_naming_that_transaction(
+    db: Conn, db_url: str
+) -> None:
+    """The application writer: take a source table's lock in a transaction and PREPARE it (a
+    two-phase commit left behind). Its locks outlive every session, even a restart, and have
+    no pid: each run fails at its lock timeout naming the prepared transaction and its role,
+    not a session that has ended."""
+    allowed = db.execute("SELECT current_setting('max_prepared_transactions')::integer AS n").fetchone()
+    if not allowed or allowed["n"] == 0:
+        pytest.skip("this server allows no prepared transactions (max_prepared_transactions = 0)")
+    two_activity_journeys(db, 2)
+    writer_role = f"pjp_preparer_{uuid.uuid4().hex[:8]}"
+    gid = f"pjp_forgotten_{writer_role[-8:]}"
+    db.execute(f"CREATE ROLE {writer_role} LOGIN")
+    db.execute(f"GRANT SELECT, UPDATE ON public.schedule TO {writer_role}")
+    try:
+        with connect(db_url, writer_role) as writer:
+            writer.execute("BEGIN")
+            writer.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
+            writer.execute(f"PREPARE TRANSACTION '{gid}'")
+        with connect(db_url, "pipeline_runner") as runner, contextlib.suppress(psycopg.Error):
+            runner.execute("SET lock_timeout = '1s'")
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron', true)")
+        failed = runs(db)[-1]
+        assert failed["status"] == "failed"
+        assert (
+            f"lock timeout: waited 1s for ACCESS SHARE on public.schedule: prepared transaction '{gid}' "
+            f"(role {writer_role}, prepared at "
+        ) in failed["error_message"], failed["error_message"]
+        assert "holds it in ACCESS EXCLUSIVE mode" in failed["error_message"]
+    finally:
+        db.execute(f"ROLLBACK PREPARED '{gid}'")
+        db.execute(f"DROP OWNED BY {writer_role}")
+        db.execute(f"DROP ROLE {writer_role}")
+    with connect(db_url, "pipeline_runner") as runner:
+        runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+    assert runs(db)[-1]["status"] == "succeeded"
+
+
+def test_a_lock_on_a_child_of_a_source_table_is_named_as_the_one_in_the_runs_way(
+    db: Conn, db_url: str
+) -> None:
+    """LOCK TABLE, as a run takes it, locks every child of the table too: a session holding a
+    child locked (an application's ALTER TABLE of a partition, say) keeps the run waiting, and
+    the failure names that session and the child, not an ended one."""
+    two_activity_journeys(db, 2)
+    db.execute("CREATE TABLE public.schedule_archive () INHERITS (public.schedule)")
+    with psycopg.connect(db_url, autocommit=True, application_name="pjp_child_locker") as locker:
+        locker.execute("BEGIN")
+        locker.execute("LOCK TABLE public.schedule_archive IN ACCESS EXCLUSIVE MODE")
+        with connect(db_url, "pipeline_runner") as runner, contextlib.suppress(psycopg.Error):
+            runner.execute("SET lock_timeout = '1s'")
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron', true)")
+        failed = runs(db)[-1]
+        assert failed["status"] == "failed"
+        assert (
+            f"pid {locker.info.backend_pid} (role postgres, application 'pjp_child_locker'"
+            in failed["error_message"]
+        ), failed["error_message"]
+        assert "holds public.schedule_archive (under it) in ACCESS EXCLUSIVE mode" in failed["error_message"]
+        locker.execute("ROLLBACK")
 
 
 def test_a_role_let_create_in_schema_pipeline_gets_no_function_of_its_called_by_runs_or_capture(

@@ -104,6 +104,20 @@ PLANTS = {
         "CREATE INDEX planted_index ON public.patient_journey (id) "
         "WHERE id IS NOT NULL OR planted_range @> 5::bigint",
     ),
+    "partition key on a range column": (
+        [
+            "CREATE FUNCTION public.owner_diff(int8, int8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
+            "BEGIN PERFORM public.owner_code(); RETURN ($1 - $2)::float8; END $$",
+            "CREATE TYPE public.owner_range AS RANGE (SUBTYPE = int8, SUBTYPE_DIFF = public.owner_diff)",
+            "ALTER TABLE public.schedule RENAME TO schedule_plain",
+            "CREATE TABLE public.schedule (id bigint, slug text, planted_range public.owner_range) "
+            "PARTITION BY LIST (id)",
+            "GRANT SELECT, TRIGGER ON public.schedule TO pipeline_owner",
+            "CREATE TABLE public.planted (id bigint, slug text, planted_range public.owner_range) "
+            "PARTITION BY RANGE (planted_range)",
+        ],
+        "ALTER TABLE public.schedule ATTACH PARTITION public.planted DEFAULT",
+    ),
     "foreign table as a child": (
         [],
         "CREATE FOREIGN TABLE public.planted () INHERITS (public.journey_activity) SERVER pjp_guard_server",
@@ -166,7 +180,8 @@ def test_the_guard_refuses_every_kind_of_planted_code_and_runs_never_meet_it(
             "foreign table",
             "public.owner_domain",
             "operator public.",
-            "(column planted_range) would use type public.owner_range",
+            # an index predicate's or a partition key's range column
+            "(column planted_range) would use function public.owner_diff(bigint,bigint)",
         )
     ), message
     with connect(install.url) as admin:
@@ -451,3 +466,29 @@ def test_under_repeatable_read_only_temporary_tables_pass_without_the_guards_loc
             with pytest.raises(psycopg.errors.LockNotAvailable), owner.transaction():
                 owner.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 owner.execute("CREATE TABLE owners_own.repeatable_read (id integer)")
+
+
+def test_ordinary_indexes_on_the_owners_range_and_composite_columns_are_accepted(
+    install: Install, tmp_path: Path
+) -> None:
+    """No false alarm: a range type of the owner's whose subtype_diff is the catalog's (the
+    PostgreSQL manual's floatrange), a composite type of its own and a table's row type, each
+    a column of a source table with an index (GiST, plain, partial): the guard accepts them,
+    the check finds nothing, and a full run succeeds."""
+    guard(install, tmp_path)
+    with connect(install.as_role(install.owner)) as owner:
+        owner.execute("CREATE TYPE public.floatrange AS RANGE (SUBTYPE = float8, SUBTYPE_DIFF = float8mi)")
+        owner.execute("CREATE TYPE public.owner_pair AS (a integer, b integer)")
+        owner.execute(
+            "ALTER TABLE public.activity ADD COLUMN valid public.floatrange, "
+            "ADD COLUMN pair public.owner_pair, ADD COLUMN copied public.schedule"
+        )
+        owner.execute("CREATE INDEX range_index ON public.activity USING gist (valid)")
+        owner.execute(
+            "CREATE INDEX partial_range ON public.activity (id) WHERE id IS NOT NULL OR valid @> 1.5::float8"
+        )
+        owner.execute("CREATE INDEX pair_index ON public.activity (pair)")
+        owner.execute("CREATE INDEX row_index ON public.activity (copied)")
+    with connect(install.url) as admin:
+        assert admin.execute("SELECT * FROM pipeline._source_relations_planned_calls()").fetchall() == []
+    assert full_run(install)["status"] == "succeeded"

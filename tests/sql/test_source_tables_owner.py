@@ -149,7 +149,7 @@ PLANTED_AFTER_A_RUN = {
             "CREATE INDEX pj_owner ON public.patient_journey (id) "
             "WHERE id IS NOT NULL OR planted_range @> 5::bigint",
         ],
-        "index public.pj_owner (column planted_range) uses type public.owner_range",
+        "index public.pj_owner (column planted_range) uses function public.owner_diff(bigint,bigint)",
     ),
 }
 
