@@ -79,6 +79,14 @@ END;
 $$;
 """
 
+# A range type of the owner's whose subtype_diff runs owner_code(): the planner calls it while it
+# estimates a clause on a column of the type (run OWNER_CODE first).
+OWNER_RANGE_TYPE = [
+    "CREATE FUNCTION public.owner_diff(int8, int8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
+    "BEGIN PERFORM public.owner_code(); RETURN ($1 - $2)::float8; END $$",
+    "CREATE TYPE public.owner_range AS RANGE (SUBTYPE = int8, SUBTYPE_DIFF = public.owner_diff)",
+]
+
 
 @dataclass
 class Install:

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -527,6 +528,20 @@ def test_a_run_begun_by_hand_and_abandoned_is_not_taken_for_a_crash(db: Conn, db
     assert "or its steps called by hand" in abandoned["error_message"]
 
 
+@contextmanager
+def a_schedule_writer(db: Conn, prefix: str) -> Iterator[str]:
+    """A new role that may write public.schedule, as the application does (which lets it LOCK
+    TABLE it); dropped afterwards with everything it owns."""
+    role = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    db.execute(f"CREATE ROLE {role} LOGIN")
+    db.execute(f"GRANT SELECT, UPDATE ON public.schedule TO {role}")
+    try:
+        yield role
+    finally:
+        db.execute(f"DROP OWNED BY {role}")
+        db.execute(f"DROP ROLE {role}")
+
+
 @pytest.mark.slow
 def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_naming_the_blocker(
     db: Conn, db_url: str
@@ -536,10 +551,7 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
     queue grows. A run waits at most a minute for a lock, then fails, naming the session that
     holds it; a run started meanwhile is skipped, naming the session the live run waits for."""
     two_activity_journeys(db, 2)
-    writer_role = f"pjp_locker_{uuid.uuid4().hex[:8]}"
-    db.execute(f"CREATE ROLE {writer_role} LOGIN")
-    db.execute(f"GRANT SELECT, UPDATE ON public.schedule TO {writer_role}")
-    try:
+    with a_schedule_writer(db, "pjp_locker") as writer_role:
         with connect(db_url, writer_role) as writer:
             writer.execute("BEGIN")
             writer.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
@@ -579,9 +591,6 @@ def test_a_run_kept_waiting_by_a_lock_on_a_source_table_fails_within_a_minute_na
         with connect(db_url, "pipeline_runner") as runner:
             runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
         assert runs(db)[-1]["status"] == "succeeded"
-    finally:
-        db.execute(f"DROP OWNED BY {writer_role}")
-        db.execute(f"DROP ROLE {writer_role}")
 
 
 def test_a_lock_held_by_a_prepared_transaction_fails_runs_naming_that_transaction(
@@ -595,18 +604,18 @@ def test_a_lock_held_by_a_prepared_transaction_fails_runs_naming_that_transactio
     if not allowed or allowed["n"] == 0:
         pytest.skip("this server allows no prepared transactions (max_prepared_transactions = 0)")
     two_activity_journeys(db, 2)
-    writer_role = f"pjp_preparer_{uuid.uuid4().hex[:8]}"
-    gid = f"pjp_forgotten_{writer_role[-8:]}"
-    db.execute(f"CREATE ROLE {writer_role} LOGIN")
-    db.execute(f"GRANT SELECT, UPDATE ON public.schedule TO {writer_role}")
-    try:
+    with a_schedule_writer(db, "pjp_preparer") as writer_role:
+        gid = f"pjp_forgotten_{writer_role[-8:]}"
         with connect(db_url, writer_role) as writer:
             writer.execute("BEGIN")
             writer.execute("LOCK TABLE public.schedule IN ACCESS EXCLUSIVE MODE")
             writer.execute(f"PREPARE TRANSACTION '{gid}'")
-        with connect(db_url, "pipeline_runner") as runner, contextlib.suppress(psycopg.Error):
-            runner.execute("SET lock_timeout = '1s'")
-            runner.execute("CALL pipeline.run_patient_journey_pipeline('cron', true)")
+        try:
+            with connect(db_url, "pipeline_runner") as runner, contextlib.suppress(psycopg.Error):
+                runner.execute("SET lock_timeout = '1s'")
+                runner.execute("CALL pipeline.run_patient_journey_pipeline('cron', true)")
+        finally:  # before the role goes, and the database: both would wait on it for ever
+            db.execute(f"ROLLBACK PREPARED '{gid}'")
         failed = runs(db)[-1]
         assert failed["status"] == "failed"
         assert (
@@ -614,10 +623,6 @@ def test_a_lock_held_by_a_prepared_transaction_fails_runs_naming_that_transactio
             f"(role {writer_role}, prepared at "
         ) in failed["error_message"], failed["error_message"]
         assert "holds it in ACCESS EXCLUSIVE mode" in failed["error_message"]
-    finally:
-        db.execute(f"ROLLBACK PREPARED '{gid}'")
-        db.execute(f"DROP OWNED BY {writer_role}")
-        db.execute(f"DROP ROLE {writer_role}")
     with connect(db_url, "pipeline_runner") as runner:
         runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
     assert runs(db)[-1]["status"] == "succeeded"

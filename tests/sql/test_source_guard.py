@@ -20,7 +20,14 @@ import psycopg
 import pytest
 
 from tests.helpers.cli import NOT_MIGRATED, USAGE, assert_ok, assert_one_error_line, clean_env, cli
-from tests.helpers.databases import OWNER_CODE, Install, connect, installed_with_a_tables_owner, with_params
+from tests.helpers.databases import (
+    OWNER_CODE,
+    OWNER_RANGE_TYPE,
+    Install,
+    connect,
+    installed_with_a_tables_owner,
+    with_params,
+)
 from tests.helpers.pipeline import run_in_thread, wait_until_blocked
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -93,9 +100,7 @@ PLANTS = {
     ),
     "range column in an index predicate": (
         [
-            "CREATE FUNCTION public.owner_diff(int8, int8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
-            "BEGIN PERFORM public.owner_code(); RETURN ($1 - $2)::float8; END $$",
-            "CREATE TYPE public.owner_range AS RANGE (SUBTYPE = int8, SUBTYPE_DIFF = public.owner_diff)",
+            *OWNER_RANGE_TYPE,
             # a column no run reads, filled without a write the change capture would queue
             "ALTER TABLE public.patient_journey ADD COLUMN planted_range public.owner_range "
             "DEFAULT public.owner_range(1, 11)",
@@ -106,9 +111,7 @@ PLANTS = {
     ),
     "partition key on a range column": (
         [
-            "CREATE FUNCTION public.owner_diff(int8, int8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
-            "BEGIN PERFORM public.owner_code(); RETURN ($1 - $2)::float8; END $$",
-            "CREATE TYPE public.owner_range AS RANGE (SUBTYPE = int8, SUBTYPE_DIFF = public.owner_diff)",
+            *OWNER_RANGE_TYPE,
             "ALTER TABLE public.schedule RENAME TO schedule_plain",
             "CREATE TABLE public.schedule (id bigint, slug text, planted_range public.owner_range) "
             "PARTITION BY LIST (id)",
@@ -156,6 +159,22 @@ def full_run(install: Install) -> dict[str, Any]:
         row = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
     assert row is not None
     return row
+
+
+def assert_a_run_waits_for_it_then_refuses(install: Install, admin: Conn, holder: Conn, index: str) -> None:
+    """A full run started while `holder`'s transaction holds the guard's lock waits for it; once
+    it commits, the run's check refuses the index it planted by name, and the owner's function
+    never ran with pipeline_owner's rights."""
+    outcome: dict[str, Any] = {}
+    thread = run_in_thread(install.as_role("pipeline_runner"), "pjp_waiting_run", outcome, full=True)
+    wait_until_blocked(admin, "pjp_waiting_run")  # on the lock the holder's command took
+    holder.execute("COMMIT")
+    thread.join(60)
+    assert outcome["status"] == "error", outcome
+    run = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    assert run is not None and run["status"] == "failed"
+    assert f"index {index} uses function public.owner_planned(integer)" in run["error_message"], run
+    assert "pipeline_owner" not in ran_as(admin)
 
 
 @pytest.mark.parametrize("kind", PLANTS)
@@ -323,18 +342,7 @@ def test_two_commands_that_plant_only_together_make_the_next_run_wait_then_refus
             "CREATE INDEX planted_index ON public.grandchild (id) WHERE public.owner_planned(1) > 0"
         )
         second.execute("ALTER TABLE public.parent_table INHERIT public.activity")  # commits: sees no index
-        outcome: dict[str, Any] = {}
-        thread = run_in_thread(install.as_role("pipeline_runner"), "pjp_guarded_run", outcome, full=True)
-        wait_until_blocked(admin, "pjp_guarded_run")  # on the lock the first command holds
-        first.execute("COMMIT")
-        thread.join(60)
-        assert outcome["status"] == "error", outcome
-        run = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
-        assert run is not None and run["status"] == "failed"
-        assert (
-            "index public.planted_index uses function public.owner_planned(integer)" in run["error_message"]
-        )
-        assert "pipeline_owner" not in ran_as(admin)
+        assert_a_run_waits_for_it_then_refuses(install, admin, first, "public.planted_index")
 
 
 def test_a_guarded_command_waits_while_a_run_is_between_its_check_and_its_reads(
@@ -430,19 +438,7 @@ def test_a_command_whose_snapshot_predates_a_child_link_still_makes_runs_wait_th
         first.execute(
             "CREATE INDEX planted_index ON owners_own.later_child (id) WHERE public.owner_planned(1) > 0"
         )
-        outcome: dict[str, Any] = {}
-        thread = run_in_thread(install.as_role("pipeline_runner"), "pjp_snapshot_run", outcome, full=True)
-        wait_until_blocked(admin, "pjp_snapshot_run")  # on the lock the first command took
-        first.execute("COMMIT")
-        thread.join(60)
-        assert outcome["status"] == "error", outcome
-        run = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
-        assert run is not None and run["status"] == "failed"
-        assert (
-            "index owners_own.planted_index uses function public.owner_planned(integer)"
-            in run["error_message"]
-        ), run["error_message"]
-        assert "pipeline_owner" not in ran_as(admin)
+        assert_a_run_waits_for_it_then_refuses(install, admin, first, "owners_own.planted_index")
 
 
 def test_under_repeatable_read_only_temporary_tables_pass_without_the_guards_lock(

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers.databases import Install, connect, installed_with_a_tables_owner
+from tests.helpers.databases import OWNER_RANGE_TYPE, Install, connect, installed_with_a_tables_owner
 
 Conn = psycopg.Connection[dict[str, Any]]
 SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
@@ -137,9 +137,7 @@ PLANTED_AFTER_A_RUN = {
     # clause (id IS NOT NULL) implies the predicate, so the planner costs the index
     "range column in an index predicate": (
         [
-            "CREATE FUNCTION public.owner_diff(int8, int8) RETURNS float8 LANGUAGE plpgsql IMMUTABLE AS $$ "
-            "BEGIN PERFORM public.owner_code(); RETURN ($1 - $2)::float8; END $$",
-            "CREATE TYPE public.owner_range AS RANGE (SUBTYPE = int8, SUBTYPE_DIFF = public.owner_diff)",
+            *OWNER_RANGE_TYPE,
             # a column no run reads, filled without a write the change capture would queue
             "ALTER TABLE public.patient_journey ADD COLUMN planted_range public.owner_range "
             "DEFAULT public.owner_range(1, 11)",
