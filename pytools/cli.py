@@ -170,7 +170,8 @@ ABOUT: dict[str, tuple[str, str, str]] = {
         "Installs (or re-creates) the event trigger pipeline_source_guard, which refuses an index, "
         "statistics object, constraint, partition key or child table on a source table that would run "
         "code (a function, operator, domain or range type) of a role that is not a superuser: a run's "
-        "lock on the tables does not keep those out.",
+        "lock on the tables does not keep those out; and pipeline_source_guard_start, which makes "
+        "CREATE INDEX CONCURRENTLY wait for a run's reads.",
         "a superuser (only one may create an event trigger), after migrate",
         "DATABASE_URL=postgresql://postgres@dbhost/clinic python -m pytools guard",
     ),
@@ -480,7 +481,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             _say(f"note: role {role} does not exist; create it for a role that {access} (README, Roles)")
     if not result.guarded:
         _say(
-            f"note: event trigger {guard.EVENT_TRIGGER} is not installed, so the source tables' owner "
+            f"note: event triggers {guard.EVENT_TRIGGER} and {guard.START_TRIGGER} are not both installed, "
+            "so the source tables' owner "
             "could add an index, statistics object or child table while a run reads, whose functions "
             f"would run with {result.role}'s rights: a superuser runs `python -m pytools guard` "
             "(README, Trust boundary)"
@@ -534,9 +536,9 @@ def _cmd_unschedule(args: argparse.Namespace) -> int:
 def _cmd_guard(args: argparse.Namespace) -> int:
     guard.install_guard(args.database_url)
     _say(
-        f"installed event trigger {guard.EVENT_TRIGGER}: it refuses an index, statistics object, constraint, "
-        "partition key or child table on a source table that would run code of a role that is not a "
-        "superuser (README, Trust boundary)"
+        f"installed event triggers {guard.EVENT_TRIGGER} and {guard.START_TRIGGER}: they refuse an index, "
+        "statistics object, constraint, partition key or child table on a source table that would run code "
+        "of a role that is not a superuser (README, Trust boundary)"
     )
     return ExitCode.OK
 

@@ -111,7 +111,10 @@ def run_demo(workdir: Path, port: int | None = None) -> int:
     applied = migrations.migrate(url)
     print(f"migrated: {len(applied.applied)} migration(s) applied, {applied.routines} routines")
     guard.install_guard(url)
-    print(f"installed event trigger {guard.EVENT_TRIGGER} (python -m pytools guard, README: Trust boundary)")
+    print(
+        f"installed event triggers {guard.EVENT_TRIGGER} and {guard.START_TRIGGER} "
+        "(python -m pytools guard, README: Trust boundary)"
+    )
     job = cron.schedule(url, cron.DEFAULT_CRON, cron.default_job_name(url))
     print(
         f"scheduled pg_cron job {job.jobname!r} ({job.schedule}) in database {job.database}, "

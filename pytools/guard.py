@@ -16,6 +16,10 @@ from pytools.migrations import require_migrated
 
 EVENT_TRIGGER = "pipeline_source_guard"
 FUNCTION = "pipeline._guard_source_tables()"
+# At the start of CREATE INDEX: CONCURRENTLY commits an invalid index long before its end
+# (pipeline._guard_concurrent_index says why that must wait for a run's reads).
+START_TRIGGER = "pipeline_source_guard_start"
+START_FUNCTION = "pipeline._guard_concurrent_index()"
 # The commands that can give a table an index, statistics object, constraint or child
 # without the ACCESS EXCLUSIVE lock a run's ACCESS SHARE would make them wait for.
 TAGS = (
@@ -29,7 +33,7 @@ TAGS = (
 
 
 def install_guard(url: str) -> None:
-    """Create (or re-create) the event trigger, enabled ALWAYS, in the URL's database."""
+    """Create (or re-create) the two event triggers, enabled ALWAYS, in the URL's database."""
     with connect(url) as conn:
         row = conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()
         if not row or not row[0]:
@@ -41,12 +45,16 @@ def install_guard(url: str) -> None:
         tags = ", ".join(f"'{tag}'" for tag in TAGS)
         try:
             with conn.transaction():
-                conn.execute(f"DROP EVENT TRIGGER IF EXISTS {EVENT_TRIGGER}")
-                conn.execute(
-                    f"CREATE EVENT TRIGGER {EVENT_TRIGGER} ON ddl_command_end WHEN TAG IN ({tags}) "
-                    f"EXECUTE FUNCTION {FUNCTION}"
-                )
-                # ALWAYS: also under session_replication_role = replica, which a superuser may set
-                conn.execute(f"ALTER EVENT TRIGGER {EVENT_TRIGGER} ENABLE ALWAYS")
+                for name, event, when, function in (
+                    (EVENT_TRIGGER, "ddl_command_end", tags, FUNCTION),
+                    (START_TRIGGER, "ddl_command_start", "'CREATE INDEX'", START_FUNCTION),
+                ):
+                    conn.execute(f"DROP EVENT TRIGGER IF EXISTS {name}")
+                    conn.execute(
+                        f"CREATE EVENT TRIGGER {name} ON {event} WHEN TAG IN ({when}) "
+                        f"EXECUTE FUNCTION {function}"
+                    )
+                    # ALWAYS: also under session_replication_role = replica, which a superuser may set
+                    conn.execute(f"ALTER EVENT TRIGGER {name} ENABLE ALWAYS")
         except psycopg.Error as exc:
             raise database_error("guard", exc) from None

@@ -53,9 +53,11 @@ MIN_SERVER_VERSION = 150000
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'pipeline'"
 # The event trigger `guard` installs, enabled ALWAYS (in replica mode too).
 GUARD_INSTALLED = """
-SELECT EXISTS (SELECT FROM pg_catalog.pg_event_trigger AS e
-               WHERE e.evtfoid = pg_catalog.to_regprocedure('pipeline._guard_source_tables()')
-                 AND e.evtenabled = 'A')
+SELECT count(DISTINCT e.evtfoid) = 2
+FROM pg_catalog.pg_event_trigger AS e
+WHERE e.evtfoid IN (pg_catalog.to_regprocedure('pipeline._guard_source_tables()'),
+                    pg_catalog.to_regprocedure('pipeline._guard_concurrent_index()'))
+  AND e.evtenabled = 'A'
 """
 _IS_SUPERUSER = "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user"
 # Runs, and migrate's last step, build temporary tables as the owner.

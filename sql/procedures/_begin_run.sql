@@ -93,8 +93,11 @@ BEGIN
                        v_live.run_id, v_live.backend_pid, v_live.run_by,
                        to_char(v_live.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
                        -- a run that is itself kept waiting: say by whom, so a monitor can act
-                       (SELECT ', waiting for a lock held by ' || string_agg(format('pid %s (role %s)', b.pid,
-                                                                                    coalesce(a.usename::text, 'unknown')), ', ')
+                       -- (pid 0: a prepared transaction, which has none)
+                       (SELECT ', waiting for a lock held by '
+                               || string_agg(CASE WHEN b.pid = 0 THEN 'a prepared transaction (pg_prepared_xacts)'
+                                                  ELSE format('pid %s (role %s)', b.pid,
+                                                              coalesce(a.usename::text, 'unknown')) END, ', ')
                         FROM unnest(pg_blocking_pids(v_live.backend_pid)) AS b (pid)
                         LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = b.pid)))
         RETURNING run_id INTO v_run_id;

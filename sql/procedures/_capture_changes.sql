@@ -19,6 +19,9 @@ SECURITY DEFINER
 -- schema pipeline can stand in for the catalog's here; what it names of ours is qualified.
 SET search_path = pg_catalog, pg_temp
 AS $$
+-- A column of the source table may have any name (tg_argv, v_keys): where one matches a
+-- variable of this function, the variable is meant, not the column.
+#variable_conflict use_variable
 DECLARE
     v_type oid;
     v_touched boolean := false;

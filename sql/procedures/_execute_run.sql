@@ -146,6 +146,19 @@ BEGIN
         -- query_canceled too: a statement_timeout must still leave a failed run behind.
         GET STACKED DIAGNOSTICS ex_sqlstate = RETURNED_SQLSTATE, ex_message = MESSAGE_TEXT,
                                 ex_detail = PG_EXCEPTION_DETAIL, ex_context = PG_EXCEPTION_CONTEXT;
+        -- A lock timeout after the run's own waits (planning a read waits for an index, say,
+        -- which a REINDEX holds): name what holds the source relations or their indexes.
+        IF ex_sqlstate = '55P03' AND ex_message = 'canceling statement due to lock timeout' THEN
+            ex_message := ex_message || ' on a source table or an index of one: '
+                || coalesce(pipeline._lock_holders(
+                                (SELECT array_agg(r.oid) FROM pg_catalog.pg_class AS r
+                                 JOIN pipeline._source_relations() AS s
+                                   ON r.oid = s.relation
+                                   OR r.oid IN (SELECT x.indexrelid FROM pg_catalog.pg_index AS x
+                                                WHERE x.indrelid = s.relation)),
+                                'ACCESS SHARE'),
+                            'no session holds one in a conflicting mode now');
+        END IF;
     END;
 
     -- Its own block: a failure row that cannot be written must not keep the run from being

@@ -30,7 +30,8 @@ BEGIN
       ON c.classid = 'pg_catalog.pg_statistic_ext'::regclass AND st.oid = c.objid
     WHERE c.classid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_statistic_ext'::regclass);
     -- The common case, cheaply (a run's own temporary tables, say): a table a run reads is in
-    -- schema public (a source table) or a child of another table. Only a read committed
+    -- schema public (a source table) or a child of another table, and never another session's
+    -- temporary table (even a temporary child of a source table). Only a read committed
     -- transaction (read uncommitted is the same in PostgreSQL) can tell: under repeatable read or serializable these reads see the snapshot of
     -- its start, which may predate the table's being made a child, or the table itself (another
     -- session's work since), so there only temporary tables pass without the lock (a run never
@@ -40,7 +41,7 @@ BEGIN
     END IF;
     IF current_setting('transaction_isolation') IN ('read committed', 'read uncommitted') THEN
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_class AS r
-                       WHERE r.oid = ANY (v_touched)
+                       WHERE r.oid = ANY (v_touched) AND r.relpersistence <> 't'
                          AND (r.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')
                               OR EXISTS (SELECT FROM pg_catalog.pg_inherits AS i WHERE i.inhrelid = r.oid))) THEN
             RETURN;

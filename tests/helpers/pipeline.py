@@ -354,12 +354,13 @@ def catalog_calls_in_sql() -> list[str]:
 
 
 def column_names_in_sql() -> list[str]:
-    """Every name the package's routines give a column or an alias or read after a dot: a
-    source table's extra column of one of these names could be taken for the pipeline's own."""
+    """Every word of the package's routines (their column names, aliases, variables such as
+    tg_argv and v_keys, and keywords): a source table's extra column of one of these names
+    could be taken for the pipeline's own."""
     names: set[str] = set()
     for path in routine_files():
         code = re.sub(r"--[^\n]*", "", path.read_text(encoding="utf-8"))
-        names |= {m.lower() for m in re.findall(r"(?:\bAS\s+|\.)([A-Za-z_][A-Za-z0-9_]*)", code, flags=re.I)}
+        names |= {m.lower() for m in re.findall(r"\b[A-Za-z_][A-Za-z0-9_]*\b", code)}
     return sorted(names)
 
 

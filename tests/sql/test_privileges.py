@@ -593,6 +593,7 @@ def test_every_routine_pins_search_path_and_only_the_run_steps_have_the_owners_r
         "pipeline._capture_changes()",
         "pipeline._capture_row_change()",
         "pipeline._guard_source_tables()",  # the event trigger's: the role running DDL needs no rights
+        "pipeline._guard_concurrent_index()",  # the same, at the start of CREATE INDEX
     }
     assert not any(r["public_execute"] for r in definers.values())
     assert [n for n, r in definers.items() if r["runner_execute"]] == [

@@ -314,14 +314,22 @@ def test_guard_needs_a_superuser_and_a_migrated_database_and_migrate_says_when_i
     unmigrated = with_params(server, dbname="template1")
     assert_one_error_line(cli("guard", cwd=tmp_path, env=clean_env(unmigrated)), NOT_MIGRATED)
     migrate = cli("migrate", cwd=tmp_path, env=clean_env(install.as_role("pipeline_owner")))
-    assert "note: event trigger pipeline_source_guard is not installed" in assert_ok(migrate)
-    assert "installed event trigger pipeline_source_guard" in guard(install, tmp_path)
+    assert (
+        "note: event triggers pipeline_source_guard and pipeline_source_guard_start are not both installed"
+        in assert_ok(migrate)
+    )
+    assert "installed event triggers pipeline_source_guard and pipeline_source_guard_start" in guard(
+        install, tmp_path
+    )
     guard(install, tmp_path)
     migrate = cli("migrate", cwd=tmp_path, env=clean_env(install.as_role("pipeline_owner")))
     assert "pipeline_source_guard" not in assert_ok(migrate)
     with connect(install.url) as admin:
         rows = admin.execute("SELECT evtname, evtenabled FROM pg_event_trigger").fetchall()
-    assert rows == [{"evtname": "pipeline_source_guard", "evtenabled": "A"}]
+    assert sorted(rows, key=lambda r: r["evtname"]) == [
+        {"evtname": "pipeline_source_guard", "evtenabled": "A"},
+        {"evtname": "pipeline_source_guard_start", "evtenabled": "A"},
+    ]
 
 
 def test_two_commands_that_plant_only_together_make_the_next_run_wait_then_refuse(
@@ -408,7 +416,7 @@ def test_a_ddl_transaction_held_open_fails_the_run_naming_its_session(
                     "lock timeout: waited 2s for SHARE on pipeline.source_guard_lock: "
                     f"pid {ddl.info.backend_pid} (role {planter}, application 'pjp_open_ddl'"
                 ) in run["error_message"], run["error_message"]
-                assert "holds it in ROW EXCLUSIVE mode" in run["error_message"]
+                assert "holds pipeline.source_guard_lock in ROW EXCLUSIVE mode" in run["error_message"]
                 ddl.execute("ROLLBACK")
             assert full_run(install)["status"] == "succeeded"
         finally:
@@ -488,3 +496,86 @@ def test_ordinary_indexes_on_the_owners_range_and_composite_columns_are_accepted
     with connect(install.url) as admin:
         assert admin.execute("SELECT * FROM pipeline._source_relations_planned_calls()").fetchall() == []
     assert full_run(install)["status"] == "succeeded"
+
+
+def test_a_role_that_can_only_connect_cannot_delay_runs_through_the_guard(
+    install: Install, tmp_path: Path
+) -> None:
+    """Actor: anyone who can connect, who may create temporary tables. A temporary table made a
+    child of another, with an index, in a transaction held open: no run reads another session's
+    temporary tables, so the guard takes no lock for them and a run does not wait."""
+    guard(install, tmp_path)
+    nobody = f"pjp_nobody_{install.owner[-8:]}"
+    with connect(install.url) as admin:
+        admin.execute(f"CREATE ROLE {nobody} LOGIN")
+        try:
+            with connect(install.as_role(nobody)) as intruder:
+                intruder.execute("BEGIN")
+                intruder.execute("CREATE TEMP TABLE parent_table (id integer)")
+                intruder.execute("CREATE TEMP TABLE child_table () INHERITS (parent_table)")
+                intruder.execute("CREATE INDEX ON child_table (id)")
+                with connect(install.as_role("pipeline_runner")) as runner:
+                    runner.execute("SET lock_timeout = '2s'")
+                    runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
+                intruder.execute("ROLLBACK")
+        finally:
+            admin.execute(f"DROP OWNED BY {nobody}")
+            admin.execute(f"DROP ROLE {nobody}")
+
+
+def test_an_index_built_concurrently_during_a_run_waits_for_its_reads_and_is_never_planned(
+    install: Install, tmp_path: Path
+) -> None:
+    """The owner, between a run's check and its reads (held there by a REINDEX of one of its
+    indexes): CREATE INDEX CONCURRENTLY with its function in the predicate, cancelled by a
+    statement_timeout in its last wait so that no ddl_command_end fires, then REINDEX to make
+    it valid (no event trigger). Without the start trigger, the run's planning then ran the
+    function as pipeline_owner; with it, the command waits for the run's reads at its start, is
+    cancelled before it makes any index, and the run never meets one."""
+    guard(install, tmp_path)
+    owner_url = install.as_role(install.owner)
+    with connect(install.url) as admin, connect(owner_url) as holder, connect(owner_url) as planter:
+        holder.execute("BEGIN")
+        holder.execute("REINDEX INDEX public.patient_journey_id_idx")  # the run's planning waits on it
+        outcome: dict[str, Any] = {}
+        thread = run_in_thread(install.as_role("pipeline_runner"), "pjp_held_run", outcome, full=True)
+        wait_until_blocked(admin, "pjp_held_run")
+        planter.execute("SET statement_timeout = '2s'")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            planter.execute(
+                "CREATE INDEX CONCURRENTLY planted_index ON public.survey_result (activity_id) "
+                "WHERE public.owner_planned(1) > 0"
+            )
+        with contextlib.suppress(psycopg.errors.UndefinedTable):
+            planter.execute("REINDEX INDEX public.planted_index")
+        holder.execute("COMMIT")
+        thread.join(60)
+        assert outcome["status"] == "returned", outcome
+        assert "pipeline_owner" not in ran_as(admin)
+        assert admin.execute("SELECT to_regclass('public.planted_index') AS i").fetchone() == {"i": None}
+
+
+def test_a_reindex_held_open_fails_the_run_naming_it(install: Install) -> None:
+    """The owner's REINDEX of a source table's index, in a transaction held open: its SHARE lock
+    on the table lets the run's own lock through, but planning a read waits for the index. The
+    run fails at its lock_timeout naming the session and the index, not only "lock timeout"."""
+    with psycopg.connect(
+        install.as_role(install.owner), autocommit=True, application_name="pjp_reindexer"
+    ) as holder:
+        holder.execute("BEGIN")
+        holder.execute("REINDEX INDEX public.patient_journey_id_idx")
+        failed = contextlib.suppress(psycopg.errors.ExternalRoutineException)
+        with connect(install.as_role("pipeline_runner")) as runner, failed:
+            runner.execute("SET lock_timeout = '1s'")
+            runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
+        with connect(install.url) as admin:
+            run = admin.execute(
+                "SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
+            ).fetchone()
+        assert run is not None and run["status"] == "failed"
+        assert (
+            "canceling statement due to lock timeout on a source table or an index of one: "
+            f"pid {holder.info.backend_pid} (role {install.owner}, application 'pjp_reindexer'"
+        ) in run["error_message"], run["error_message"]
+        assert "holds public.patient_journey_id_idx in ACCESS EXCLUSIVE mode" in run["error_message"]
+        holder.execute("ROLLBACK")
