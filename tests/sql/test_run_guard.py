@@ -28,6 +28,7 @@ from tests.helpers.pipeline import (
     advisory_locks_held,
     current_failures,
     latest_run,
+    run_in_thread,
     two_activity_journeys,
     wait_until_blocked,
 )
@@ -616,9 +617,22 @@ def test_a_lock_held_by_a_prepared_transaction_fails_runs_naming_that_transactio
             with connect(db_url, "pipeline_runner") as runner, contextlib.suppress(psycopg.Error):
                 runner.execute("SET lock_timeout = '1s'")
                 runner.execute("CALL pipeline.run_patient_journey_pipeline('cron', true)")
+            # a run started while another waits on it is skipped, naming what the other waits for
+            outcome: dict[str, Any] = {}
+            waiting = run_in_thread(
+                with_params(db_url, user="pipeline_runner"), "pjp_waits", outcome, full=True
+            )
+            wait_until_blocked(db, "pjp_waits")
+            with connect(db_url, "pipeline_runner") as runner:
+                runner.execute("CALL pipeline.run_patient_journey_pipeline('cron')")
+            skipped = runs(db)[-1]
+            assert skipped["status"] == "skipped"
+            assert "waiting for a lock held by a prepared transaction" in skipped["error_message"], skipped
         finally:  # before the role goes, and the database: both would wait on it for ever
             db.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
-        failed = runs(db)[-1]
+        waiting.join(60)
+        assert outcome["status"] == "returned", outcome  # the waiting run, once the lock was gone
+        failed = runs(db)[0]
         assert failed["status"] == "failed"
         assert (
             "lock timeout: waited 1s for ACCESS SHARE on public.schedule: prepared transaction "
