@@ -239,7 +239,7 @@ def test_a_full_run_loads_good_rows_and_loads_or_names_each_hostile_one(db: Conn
     assert_outcome(db, again)
 
 
-@pytest.mark.parametrize("look_alikes", [False, True], ids=["", "look-alike-columns"])
+@pytest.mark.parametrize("look_alikes", [False, True], ids=["plain-columns", "look-alike-columns"])
 @pytest.mark.parametrize("duplicated", [True, False], ids=["duplicated-journeys", "unique-journeys"])
 def test_an_incremental_run_over_hostile_rows_agrees_with_a_full_run(
     db: Conn, duplicated: bool, look_alikes: bool
