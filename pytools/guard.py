@@ -23,6 +23,7 @@ START_FUNCTION = "pipeline._guard_concurrent_index()"
 # The commands that can give a table an index, statistics object, constraint or child
 # without the ACCESS EXCLUSIVE lock a run's ACCESS SHARE would make them wait for.
 TAGS = (
+    "CREATE SCHEMA",  # its elements (CREATE TABLE, CREATE INDEX) fire no events of their own
     "CREATE INDEX",
     "CREATE STATISTICS",
     "CREATE TABLE",

@@ -10,6 +10,12 @@
 -- reads, and a run that checks later sees its index. Only CONCURRENTLY needs it (a plain CREATE
 -- INDEX commits its index with its ddl_command_end); the command's text is all ddl_command_start
 -- offers, and the keyword must be in it to take effect, so matching it misses no such command.
+-- This fires before PostgreSQL checks the command (its privileges, or that CONCURRENTLY is not
+-- in a transaction block, where the failed command's transaction would keep the lock while its
+-- session idles): so only a session whose login role may act as the owner of a source relation
+-- takes it, the one that could index one; a role that can only connect never does. (session_user:
+-- here current_user is this function's owner; CONCURRENTLY cannot run inside a function, so the
+-- command's role is one the session's login role may SET ROLE to.)
 CREATE OR REPLACE FUNCTION pipeline._guard_concurrent_index()
 RETURNS event_trigger
 LANGUAGE plpgsql
@@ -17,7 +23,10 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF current_query() ~* 'concurrently' THEN
+    IF current_query() ~* 'concurrently'
+       AND EXISTS (SELECT FROM pipeline._source_relations() AS s
+                   JOIN pg_catalog.pg_class AS r ON r.oid = s.relation
+                   WHERE pg_catalog.pg_has_role(session_user, r.relowner, 'MEMBER')) THEN
         LOCK TABLE pipeline.source_guard_lock IN ROW EXCLUSIVE MODE;
     END IF;
 END;

@@ -498,12 +498,21 @@ def test_ordinary_indexes_on_the_owners_range_and_composite_columns_are_accepted
     assert full_run(install)["status"] == "succeeded"
 
 
+def run_within_two_seconds(install: Install) -> None:
+    with connect(install.as_role("pipeline_runner")) as runner:
+        runner.execute("SET lock_timeout = '2s'")
+        runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
+
+
 def test_a_role_that_can_only_connect_cannot_delay_runs_through_the_guard(
     install: Install, tmp_path: Path
 ) -> None:
     """Actor: anyone who can connect, who may create temporary tables. A temporary table made a
-    child of another, with an index, in a transaction held open: no run reads another session's
-    temporary tables, so the guard takes no lock for them and a run does not wait."""
+    child of another, with an index whose command names CONCURRENTLY in a comment, in a
+    transaction held open: no run reads another session's temporary tables, so the guard takes
+    no lock for them, and a run does not wait. Nor for a CREATE INDEX CONCURRENTLY on a source
+    table in a transaction block, which fires the start trigger before PostgreSQL refuses it: a
+    role that cannot own a source table takes no lock there."""
     guard(install, tmp_path)
     nobody = f"pjp_nobody_{install.owner[-8:]}"
     with connect(install.url) as admin:
@@ -513,10 +522,15 @@ def test_a_role_that_can_only_connect_cannot_delay_runs_through_the_guard(
                 intruder.execute("BEGIN")
                 intruder.execute("CREATE TEMP TABLE parent_table (id integer)")
                 intruder.execute("CREATE TEMP TABLE child_table () INHERITS (parent_table)")
-                intruder.execute("CREATE INDEX ON child_table (id)")
-                with connect(install.as_role("pipeline_runner")) as runner:
-                    runner.execute("SET lock_timeout = '2s'")
-                    runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
+                intruder.execute("CREATE INDEX ON child_table (id) /* concurrently */")
+                run_within_two_seconds(install)
+                intruder.execute("ROLLBACK")
+                # CONCURRENTLY on a source table in a transaction block: refused by PostgreSQL
+                # after the start trigger fired, leaving the transaction aborted but open
+                intruder.execute("BEGIN")
+                with pytest.raises(psycopg.errors.ActiveSqlTransaction):
+                    intruder.execute("CREATE INDEX CONCURRENTLY intruders ON public.survey_result (id)")
+                run_within_two_seconds(install)
                 intruder.execute("ROLLBACK")
         finally:
             admin.execute(f"DROP OWNED BY {nobody}")
@@ -579,3 +593,24 @@ def test_a_reindex_held_open_fails_the_run_naming_it(install: Install) -> None:
         ) in run["error_message"], run["error_message"]
         assert "holds public.patient_journey_id_idx in ACCESS EXCLUSIVE mode" in run["error_message"]
         holder.execute("ROLLBACK")
+
+
+def test_a_child_made_by_create_schema_is_refused(install: Install, tmp_path: Path) -> None:
+    """The owner, let create schemas: CREATE SCHEMA with elements fires no event for its CREATE
+    TABLE and CREATE INDEX, only its own; the guard covers it, so a child of a source table
+    with the owner's CHECK, or an index with its predicate, is refused with the schema."""
+    guard(install, tmp_path)
+    with connect(install.url) as admin:
+        admin.execute(f'GRANT CREATE ON DATABASE "{admin.info.dbname}" TO {install.owner}')
+    with connect(install.as_role(install.owner)) as owner:
+        for element in (
+            "CREATE TABLE c (CHECK (public.owner_planned(1) > 0)) INHERITS (public.survey_result)",
+            "CREATE TABLE c () INHERITS (public.survey_result) "
+            "CREATE INDEX planted_index ON c (activity_id) WHERE public.owner_planned(1) > 0",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refused by the patient-journey"):
+                owner.execute(f"CREATE SCHEMA planted {element}")
+    with connect(install.url) as admin:
+        assert admin.execute("SELECT to_regnamespace('planted') AS n").fetchone() == {"n": None}
+        assert full_run(install)["status"] == "succeeded"
+        assert "pipeline_owner" not in ran_as(admin)
