@@ -151,9 +151,12 @@ def ran_as(admin: Conn) -> list[str]:
     return [r["who"] for r in admin.execute("SELECT who FROM public.owner_code_ran").fetchall()]
 
 
-def full_run(install: Install) -> dict[str, Any]:
+def full_run(install: Install, lock_timeout: str | None = None) -> dict[str, Any]:
+    """A full run as pipeline_runner (waiting at most lock_timeout for a lock, if given): its row."""
     failed = contextlib.suppress(psycopg.errors.ExternalRoutineException)  # its row says why
     with connect(install.as_role("pipeline_runner")) as runner, failed:
+        if lock_timeout:
+            runner.execute(f"SET lock_timeout = '{lock_timeout}'")
         runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
     with connect(install.url) as admin:
         row = admin.execute("SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1").fetchone()
@@ -404,14 +407,8 @@ def test_a_ddl_transaction_held_open_fails_the_run_naming_its_session(
             ) as ddl:
                 ddl.execute("BEGIN")
                 ddl.execute("CREATE TABLE public.planters_table (id integer)")
-                failed = contextlib.suppress(psycopg.errors.ExternalRoutineException)
-                with connect(install.as_role("pipeline_runner")) as runner, failed:
-                    runner.execute("SET lock_timeout = '2s'")
-                    runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
-                run = admin.execute(
-                    "SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
-                ).fetchone()
-                assert run is not None and run["status"] == "failed"
+                run = full_run(install, lock_timeout="2s")
+                assert run["status"] == "failed"
                 assert (
                     "lock timeout: waited 2s for SHARE on pipeline.source_guard_lock: "
                     f"pid {ddl.info.backend_pid} (role {planter}, application 'pjp_open_ddl'"
@@ -498,12 +495,6 @@ def test_ordinary_indexes_on_the_owners_range_and_composite_columns_are_accepted
     assert full_run(install)["status"] == "succeeded"
 
 
-def run_within_two_seconds(install: Install) -> None:
-    with connect(install.as_role("pipeline_runner")) as runner:
-        runner.execute("SET lock_timeout = '2s'")
-        runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
-
-
 def test_a_role_that_can_only_connect_cannot_delay_runs_through_the_guard(
     install: Install, tmp_path: Path
 ) -> None:
@@ -523,14 +514,14 @@ def test_a_role_that_can_only_connect_cannot_delay_runs_through_the_guard(
                 intruder.execute("CREATE TEMP TABLE parent_table (id integer)")
                 intruder.execute("CREATE TEMP TABLE child_table () INHERITS (parent_table)")
                 intruder.execute("CREATE INDEX ON child_table (id) /* concurrently */")
-                run_within_two_seconds(install)
+                assert full_run(install, lock_timeout="2s")["status"] == "succeeded"
                 intruder.execute("ROLLBACK")
                 # CONCURRENTLY on a source table in a transaction block: refused by PostgreSQL
                 # after the start trigger fired, leaving the transaction aborted but open
                 intruder.execute("BEGIN")
                 with pytest.raises(psycopg.errors.ActiveSqlTransaction):
                     intruder.execute("CREATE INDEX CONCURRENTLY intruders ON public.survey_result (id)")
-                run_within_two_seconds(install)
+                assert full_run(install, lock_timeout="2s")["status"] == "succeeded"
                 intruder.execute("ROLLBACK")
         finally:
             admin.execute(f"DROP OWNED BY {nobody}")
@@ -578,15 +569,8 @@ def test_a_reindex_held_open_fails_the_run_naming_it(install: Install) -> None:
     ) as holder:
         holder.execute("BEGIN")
         holder.execute("REINDEX INDEX public.patient_journey_id_idx")
-        failed = contextlib.suppress(psycopg.errors.ExternalRoutineException)
-        with connect(install.as_role("pipeline_runner")) as runner, failed:
-            runner.execute("SET lock_timeout = '1s'")
-            runner.execute("CALL pipeline.run_patient_journey_pipeline('test', true)")
-        with connect(install.url) as admin:
-            run = admin.execute(
-                "SELECT * FROM pipeline.pipeline_runs ORDER BY run_id DESC LIMIT 1"
-            ).fetchone()
-        assert run is not None and run["status"] == "failed"
+        run = full_run(install, lock_timeout="1s")
+        assert run["status"] == "failed"
         assert (
             "canceling statement due to lock timeout on a source table or an index of one: "
             f"pid {holder.info.backend_pid} (role {install.owner}, application 'pjp_reindexer'"
