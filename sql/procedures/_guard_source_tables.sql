@@ -1,6 +1,7 @@
 -- The function of event trigger pipeline_source_guard, which a superuser installs
--- (`python -m pytools guard`) to fire at the end of CREATE INDEX, CREATE STATISTICS, CREATE
--- TABLE, CREATE FOREIGN TABLE, ALTER TABLE and ALTER INDEX. A run locks the source tables in
+-- (`python -m pytools guard`) to fire at the end of every DDL command (the relations it touched
+-- decide; a command may spell the same change several ways: ALTER FOREIGN TABLE ... INHERIT,
+-- CREATE SCHEMA ... CREATE TABLE). A run locks the source tables in
 -- ACCESS SHARE mode before it checks them: that blocks what needs ACCESS EXCLUSIVE (a policy,
 -- RLS, a CHECK constraint, a swap for a view) until the reads are done, but not a new index or
 -- statistics object, nor a new child or partition (SHARE and SHARE UPDATE EXCLUSIVE locks).

@@ -121,6 +121,13 @@ PLANTS = {
         ],
         "ALTER TABLE public.schedule ATTACH PARTITION public.planted DEFAULT",
     ),
+    "foreign table made a child by ALTER FOREIGN TABLE": (
+        [
+            "CREATE FOREIGN TABLE public.planted (journey_id bigint, activity_id bigint) "
+            "SERVER pjp_guard_server"
+        ],
+        "ALTER FOREIGN TABLE public.planted INHERIT public.journey_activity",
+    ),
     "foreign table as a child": (
         [],
         "CREATE FOREIGN TABLE public.planted () INHERITS (public.journey_activity) SERVER pjp_guard_server",
