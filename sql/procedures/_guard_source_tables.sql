@@ -30,40 +30,55 @@ BEGIN
     LEFT JOIN pg_catalog.pg_statistic_ext AS st
       ON c.classid = 'pg_catalog.pg_statistic_ext'::regclass AND st.oid = c.objid
     WHERE c.classid IN ('pg_catalog.pg_class'::regclass, 'pg_catalog.pg_statistic_ext'::regclass);
-    -- The common case, cheaply (a run's own temporary tables, say): a table a run reads is in
-    -- schema public (a source table) or a child of another table, and never another session's
-    -- temporary table (even a temporary child of a source table). Only a read committed
-    -- transaction (read uncommitted is the same in PostgreSQL) can tell: under repeatable read or serializable these reads see the snapshot of
-    -- its start, which may predate the table's being made a child, or the table itself (another
-    -- session's work since), so there only temporary tables pass without the lock (a run never
-    -- reads another session's).
-    IF v_touched IS NULL THEN
-        RETURN;
-    END IF;
-    IF current_setting('transaction_isolation') IN ('read committed', 'read uncommitted') THEN
-        IF NOT EXISTS (SELECT FROM pg_catalog.pg_class AS r
-                       WHERE r.oid = ANY (v_touched) AND r.relpersistence <> 't'
-                         AND (r.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'public')
-                              OR EXISTS (SELECT FROM pg_catalog.pg_inherits AS i WHERE i.inhrelid = r.oid))) THEN
+    -- A schema renamed (public away, or another schema to public) changes which tables the
+    -- source tables are without touching any: wait for a run's reads, then check them all.
+    IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() AS c
+               WHERE c.classid = 'pg_catalog.pg_namespace'::regclass AND c.command_tag = 'ALTER SCHEMA') THEN
+        LOCK TABLE pipeline.source_guard_lock IN ROW EXCLUSIVE MODE;
+        BEGIN
+            SELECT array_agg(s.relation) INTO v_touched FROM pipeline._source_relations() AS s;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE EXCEPTION 'refused by the patient-journey pipeline: after this command, schema public would be '
+                            'one whose tables % may not read; rename the schemas back', current_user
+                USING ERRCODE = 'insufficient_privilege';
+        END;
+    ELSE
+        -- The common case, cheaply (a run's own temporary tables, say): a table a run reads is
+        -- in schema public (a source table) or a child of another table, and never another
+        -- session's temporary table (even a temporary child of a source table). Only a read
+        -- committed transaction (read uncommitted is the same in PostgreSQL) can tell: under
+        -- repeatable read or serializable these reads see the snapshot of its start, which may
+        -- predate the table's being made a child, or the table itself (another session's work
+        -- since), so there only temporary tables pass without the lock.
+        IF v_touched IS NULL THEN
             RETURN;
         END IF;
-    ELSIF (SELECT count(*) FROM pg_catalog.pg_class AS r
-           WHERE r.oid = ANY (v_touched) AND r.relpersistence = 't') = cardinality(v_touched) THEN
-        RETURN;
+        IF current_setting('transaction_isolation') IN ('read committed', 'read uncommitted') THEN
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_class AS r
+                           WHERE r.oid = ANY (v_touched) AND r.relpersistence <> 't'
+                             AND (r.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace AS n
+                                                    WHERE n.nspname = 'public')
+                                  OR EXISTS (SELECT FROM pg_catalog.pg_inherits AS i WHERE i.inhrelid = r.oid))) THEN
+                RETURN;
+            END IF;
+        ELSIF (SELECT count(*) FROM pg_catalog.pg_class AS r
+               WHERE r.oid = ANY (v_touched) AND r.relpersistence = 't') = cardinality(v_touched) THEN
+            RETURN;
+        END IF;
+        -- Wait for a run between its check and the end of its reads, and keep the next from
+        -- checking until this transaction ends: this command cannot see another's uncommitted
+        -- one (an index on a grandchild, say, while another links its parent in), and the two
+        -- together may plant what neither alone would; the run that checks after both sees them.
+        LOCK TABLE pipeline.source_guard_lock IN ROW EXCLUSIVE MODE;
+        -- ... and what a run reads of them: those among the source relations, with what lies below
+        WITH RECURSIVE below AS (
+            SELECT t.relation FROM unnest(v_touched) AS t (relation)
+            UNION
+            SELECT i.inhrelid::regclass FROM below AS b JOIN pg_catalog.pg_inherits AS i ON i.inhparent = b.relation
+        )
+        SELECT array_agg(s.relation) INTO v_touched
+        FROM pipeline._source_relations() AS s WHERE s.relation IN (SELECT b.relation FROM below AS b);
     END IF;
-    -- Wait for a run between its check and the end of its reads, and keep the next from checking
-    -- until this transaction ends: this command cannot see another's uncommitted one (an index on
-    -- a grandchild, say, while another links its parent in), and the two together may plant
-    -- what neither alone would; the run that checks after both sees them.
-    LOCK TABLE pipeline.source_guard_lock IN ROW EXCLUSIVE MODE;
-    -- ... and what a run reads of them: those among the source relations, with what lies below
-    WITH RECURSIVE below AS (
-        SELECT t.relation FROM unnest(v_touched) AS t (relation)
-        UNION
-        SELECT i.inhrelid::regclass FROM below AS b JOIN pg_catalog.pg_inherits AS i ON i.inhparent = b.relation
-    )
-    SELECT array_agg(s.relation) INTO v_touched
-    FROM pipeline._source_relations() AS s WHERE s.relation IN (SELECT b.relation FROM below AS b);
     IF v_touched IS NULL THEN
         RETURN;
     END IF;

@@ -605,3 +605,46 @@ def test_a_child_made_by_create_schema_is_refused(install: Install, tmp_path: Pa
         assert admin.execute("SELECT to_regnamespace('planted') AS n").fetchone() == {"n": None}
         assert full_run(install)["status"] == "succeeded"
         assert "pipeline_owner" not in ran_as(admin)
+
+
+def test_renaming_a_schema_to_public_waits_for_runs_and_is_refused_if_it_plants(
+    install: Install, tmp_path: Path
+) -> None:
+    """The owner, owning schema public (as a database's owner does in PostgreSQL 15) and let
+    create schemas: copies of the source tables in a schema of its own, one with an index of its
+    function (no run reads them, so the guard lets them be), then that schema renamed to public
+    in place of the real one. No table is touched, yet the source tables are now others: the
+    guard takes its lock for a schema renamed, checks the tables that are then the source
+    tables, and refuses the rename; runs keep reading the real ones."""
+    guard(install, tmp_path)
+    with connect(install.url) as admin:
+        admin.execute(f"ALTER SCHEMA public OWNER TO {install.owner}")
+        admin.execute(f'GRANT CREATE ON DATABASE "{admin.info.dbname}" TO {install.owner}')
+        try:
+            with connect(install.as_role(install.owner)) as owner:
+                owner.execute("CREATE SCHEMA stand_in")
+                for table in ("patient_journey", "journey_activity", "activity", "schedule", "survey_result"):
+                    owner.execute(f"CREATE TABLE stand_in.{table} (LIKE public.{table} INCLUDING ALL)")
+                owner.execute(
+                    "CREATE INDEX planted_index ON stand_in.activity (id) WHERE public.owner_planned(1) > 0"
+                )
+                for refused in (
+                    "schema public would be one whose tables pipeline_owner may not read",
+                    "planted_index",
+                ):
+                    with (
+                        pytest.raises(psycopg.errors.InsufficientPrivilege, match=refused),
+                        owner.transaction(),
+                    ):
+                        owner.execute("ALTER SCHEMA public RENAME TO public_before")
+                        owner.execute("ALTER SCHEMA stand_in RENAME TO public")
+                    # the second time, granted as README "Roles" has the real ones granted
+                    owner.execute("GRANT USAGE ON SCHEMA stand_in TO pipeline_owner")
+                    owner.execute("GRANT SELECT, TRIGGER ON ALL TABLES IN SCHEMA stand_in TO pipeline_owner")
+            assert admin.execute("SELECT to_regclass('public.activity')::text AS t").fetchone() == {
+                "t": "activity"
+            }
+            assert full_run(install)["status"] == "succeeded"
+            assert "pipeline_owner" not in ran_as(admin)
+        finally:
+            admin.execute("ALTER SCHEMA public OWNER TO pg_database_owner")
