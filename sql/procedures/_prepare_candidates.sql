@@ -154,14 +154,25 @@ BEGIN
                               THEN v_has_duplicates END
         WHERE s.table_name = 'public.patient_journey';
     END IF;
+    -- The milestones' date columns, looked up once: the columns a run reads of the patient
+    -- journeys, and the date each milestone slug takes
+    WITH c AS (SELECT * FROM pipeline._milestone_date_columns())
+    SELECT (SELECT coalesce(string_agg(format(', x.%I', d.date_column), '' ORDER BY d.date_column COLLATE "C"), '')
+            FROM (SELECT DISTINCT u.date_column FROM c AS u WHERE u.usable AND u.date_column IS NOT NULL) AS d),
+           string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
+               FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
+           coalesce(array_agg(c.milestone_slug) FILTER (WHERE NOT c.usable), '{}'),
+           -- offsets stay within v_max_offset days, so only dates that near the range's ends are at risk
+           string_agg(DISTINCT format('NOT isfinite(pj.%1$I::date) OR (pj.%1$I::date - DATE ''2000-01-01'') '
+                                      'NOT BETWEEN %2$s AND %3$s',
+                                      c.date_column, v_first_day + v_max_offset, v_last_day - v_max_offset), ' OR ')
+               FILTER (WHERE c.usable AND c.date_column IS NOT NULL)
+    INTO v_date_columns, v_date_cases, v_unusable, v_date_at_risk
+    FROM c;
     -- Only the columns a run reads: another of the owner's (a pair_activity_id, say) would be
     -- taken for a name the queries below give, and a copy (de-duplicated) is analyzed, which
     -- would run the code of a column type of the owner's (a range type's subtype_diff) with
     -- pipeline_owner's rights. The planner pulls the plain subquery up: the table's indexes serve.
-    SELECT coalesce(string_agg(format(', x.%I', d.date_column), '' ORDER BY d.date_column COLLATE "C"), '')
-    INTO v_date_columns
-    FROM (SELECT DISTINCT c.date_column FROM pipeline._milestone_date_columns() AS c
-          WHERE c.usable AND c.date_column IS NOT NULL) AS d;
     v_patient_journeys := format('(SELECT x.id, x.patient_id, x.journey_id%s FROM public.patient_journey AS x)',
                                  v_date_columns);
     IF v_has_duplicates THEN
@@ -178,17 +189,6 @@ BEGIN
             EXECUTE 'ANALYZE ' || v_patient_journeys;
         END IF;
     END IF;
-
-    SELECT string_agg(format('WHEN %L THEN pj.%I::date', c.milestone_slug, c.date_column), ' ')
-               FILTER (WHERE c.usable AND c.date_column IS NOT NULL),
-           coalesce(array_agg(c.milestone_slug) FILTER (WHERE NOT c.usable), '{}'),
-           -- offsets stay within v_max_offset days, so only dates that near the range's ends are at risk
-           string_agg(DISTINCT format('NOT isfinite(pj.%1$I::date) OR (pj.%1$I::date - DATE ''2000-01-01'') '
-                                      'NOT BETWEEN %2$s AND %3$s',
-                                      c.date_column, v_first_day + v_max_offset, v_last_day - v_max_offset), ' OR ')
-               FILTER (WHERE c.usable AND c.date_column IS NOT NULL)
-    INTO v_date_cases, v_unusable, v_date_at_risk
-    FROM pipeline._milestone_date_columns() AS c;
 
     -- What depends only on the activity, once per activity: its schedule, parsed, and why its
     -- pairs are held back, if they are. A table with statistics, not a CTE: the planner cannot
