@@ -62,8 +62,9 @@ def grant_owner(
         conn.execute(f"GRANT {rights} ON {tables} TO pipeline_owner")
 
 
-# What the source tables' owner's code tries with the reading role's rights, logging who ran it
-# (owner_code() returns true, for a policy or an expression).
+# What the source tables' owner's code tries with the reading role's rights (a setting changed,
+# a table planted in schema pipeline), logging who ran it first (owner_code() returns true, for
+# a policy or an expression).
 OWNER_CODE = """
 CREATE TABLE public.owner_code_ran (who text);
 GRANT INSERT ON public.owner_code_ran TO PUBLIC;
@@ -72,6 +73,7 @@ BEGIN
     INSERT INTO public.owner_code_ran (who) VALUES (current_user);
     BEGIN
         UPDATE pipeline.settings SET retention = '1 hour';
+        CREATE TABLE pipeline.planted (who text);
     EXCEPTION WHEN OTHERS THEN NULL;
     END;
     RETURN true;

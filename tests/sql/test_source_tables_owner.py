@@ -16,27 +16,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers.databases import OWNER_RANGE_TYPE, Install, connect, installed_with_a_tables_owner
+from tests.helpers.databases import (
+    OWNER_CODE,
+    OWNER_RANGE_TYPE,
+    Install,
+    connect,
+    installed_with_a_tables_owner,
+)
 
 Conn = psycopg.Connection[dict[str, Any]]
-SOURCE_TABLES = ("patient_journey", "journey_activity", "activity", "schedule", "survey_result")
-
-# What the owner's code tries with the reading role's rights, logging who ran it first.
-OWNER_CODE = """
-CREATE TABLE public.owner_code_ran (who text, at timestamptz DEFAULT clock_timestamp());
-GRANT INSERT ON public.owner_code_ran TO PUBLIC;
-CREATE FUNCTION public.owner_code() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    INSERT INTO public.owner_code_ran (who) VALUES (current_user);
-    BEGIN
-        UPDATE pipeline.settings SET retention = '1 hour';
-        CREATE TABLE pipeline.planted (who text);
-    EXCEPTION WHEN OTHERS THEN NULL;
-    END;
-    RETURN true;
-END;
-$$;
-"""
 
 
 @pytest.fixture
