@@ -1,9 +1,10 @@
-"""Install the event trigger that refuses DDL a run could not read safely (README, Trust boundary).
+"""Install the event triggers that refuse DDL a run could not read safely (README, Trust boundary).
 
 A run locks the source tables in ACCESS SHARE mode, which does not block a new index,
 statistics object or child table; pipeline._guard_source_tables refuses those that would run
-a function of the tables' owner with pipeline_owner's rights. Only a superuser may create an
-event trigger, so this is the DBA's step, like `schedule`.
+code of the tables' owner with pipeline_owner's rights, and pipeline._guard_concurrent_index
+makes CREATE INDEX CONCURRENTLY wait for a run's reads. Only a superuser may create an event
+trigger, so this is the DBA's step, like `schedule`.
 """
 
 from __future__ import annotations
@@ -14,31 +15,16 @@ from pytools.db import connect, database_error
 from pytools.errors import UserError
 from pytools.migrations import require_migrated
 
+# At the end of every DDL command, not of a list of tags: a command that gives a table an index,
+# statistics object, constraint or child has several spellings (ALTER FOREIGN TABLE ... INHERIT,
+# CREATE SCHEMA ... CREATE TABLE, ...), and one a list missed was planted past it; the function
+# looks only at the relations a command touched.
 EVENT_TRIGGER = "pipeline_source_guard"
 FUNCTION = "pipeline._guard_source_tables()"
 # At the start of CREATE INDEX: CONCURRENTLY commits an invalid index long before its end
 # (pipeline._guard_concurrent_index says why that must wait for a run's reads).
 START_TRIGGER = "pipeline_source_guard_start"
 START_FUNCTION = "pipeline._guard_concurrent_index()"
-# pipeline_source_guard fires at the end of every DDL command, not of a list of tags: a command
-# that gives a table an index, statistics object, constraint or child has several spellings
-# (ALTER FOREIGN TABLE ... INHERIT, CREATE SCHEMA ... CREATE TABLE, ...), and one the list
-# missed was planted past it; the function looks only at the relations a command touched.
-# At the start of CREATE INDEX: CONCURRENTLY commits an invalid index long before its end
-# (pipeline._guard_concurrent_index says why that must wait for a run's reads).
-START_TRIGGER = "pipeline_source_guard_start"
-START_FUNCTION = "pipeline._guard_concurrent_index()"
-# The commands that can give a table an index, statistics object, constraint or child
-# without the ACCESS EXCLUSIVE lock a run's ACCESS SHARE would make them wait for.
-TAGS = (
-    "CREATE SCHEMA",  # its elements (CREATE TABLE, CREATE INDEX) fire no events of their own
-    "CREATE INDEX",
-    "CREATE STATISTICS",
-    "CREATE TABLE",
-    "CREATE FOREIGN TABLE",
-    "ALTER TABLE",
-    "ALTER INDEX",
-)
 
 
 def install_guard(url: str) -> None:
