@@ -368,6 +368,7 @@ def add_look_alike_columns(conn: psycopg.Connection[Any]) -> int:
     """Give each source table a text column of every name in column_names_in_sql() it lacks;
     returns how many columns it added."""
     added = 0
+    names = column_names_in_sql()
     for table in ("patient_journey", "journey_activity", "activity", "schedule", "survey_result"):
         have = {
             r[0] if isinstance(r, tuple) else r["attname"]
@@ -376,7 +377,7 @@ def add_look_alike_columns(conn: psycopg.Connection[Any]) -> int:
                 (f"public.{table}",),
             )
         }
-        missing = [n for n in column_names_in_sql() if n not in have]
+        missing = [n for n in names if n not in have]
         clauses = sql.SQL(", ").join(sql.SQL("ADD COLUMN {} text").format(sql.Identifier(n)) for n in missing)
         conn.execute(sql.SQL("ALTER TABLE {} ").format(sql.Identifier("public", table)) + clauses)
         added += len(missing)
